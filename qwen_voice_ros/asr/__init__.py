@@ -1,0 +1,1 @@
+"""asr capability (no rclpy imports)."""

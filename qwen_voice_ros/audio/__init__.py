@@ -1,0 +1,1 @@
+"""audio capability (no rclpy imports)."""

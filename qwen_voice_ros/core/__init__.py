@@ -1,0 +1,1 @@
+"""core capability (no rclpy imports)."""

@@ -1,0 +1,1 @@
+"""dialect capability (no rclpy imports)."""

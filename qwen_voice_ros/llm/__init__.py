@@ -1,0 +1,1 @@
+"""llm capability (no rclpy imports)."""

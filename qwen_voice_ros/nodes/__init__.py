@@ -1,0 +1,1 @@
+"""Thin rclpy wrappers: parameters in, topics in/out."""

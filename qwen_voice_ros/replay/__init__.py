@@ -1,0 +1,1 @@
+"""replay capability (no rclpy imports)."""

@@ -1,0 +1,1 @@
+"""stack capability (no rclpy imports)."""

@@ -1,0 +1,1 @@
+"""tts capability (no rclpy imports)."""
