@@ -1,0 +1,240 @@
+"""The lifecycle node every stage is built on: parameters, diagnostics, turn events.
+
+A stage subclasses :class:`VoiceNode` and fills in four hooks: ``declare()`` its parameters,
+``load()`` its backend on configure (raise to fail configure with the message),
+``open_io()`` its topics, ``unload()`` on cleanup.  With ``autostart`` (default true) the node
+configures and activates itself, so ``ros2 run`` and ``qwen-voice-stack`` need no lifecycle
+manager; the launch file turns it off and drives the transitions itself.
+"""
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Dict, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
+from std_msgs.msg import String
+
+from qwen_voice_ros.core import events, turns
+from qwen_voice_ros.nodes import ros_io
+
+OK, WARN, ERROR = 0, 1, 2
+
+
+class VoiceNode(LifecycleNode):
+    """Base class: see the module docstring."""
+
+    capability = 'voice'
+
+    def __init__(self, node_name: str, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.declare_parameter('autostart', True)
+        self.declare_parameter('events_topic', 'voice/events')
+        self.declare_parameter('diagnostics_period_s', 1.0)
+        self.declare()
+        self.ids = events.TurnIdFactory()
+        self.active = False
+        self.counters: Dict[str, int] = {'turns': 0, 'errors': 0}
+        self._health = (WARN, 'unconfigured')
+        self._last_error = ''
+        self._lock = threading.Lock()
+        self._io = []  # publishers/subscriptions/timers created in open_io, destroyed on cleanup
+        from diagnostic_msgs.msg import DiagnosticArray
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                               ros_io.QOS_DIAGNOSTICS)
+        self.events_pub = None
+        period = float(self.get_parameter('diagnostics_period_s').value)
+        self.create_timer(period, self.publish_diagnostics)
+        if self.get_parameter('autostart').value:
+            self._autostart = self.create_timer(0.0, self._do_autostart)
+
+    # ---- hooks for subclasses -------------------------------------------------------------
+    def declare(self) -> None:
+        """Declare parameters."""
+
+    def load(self) -> None:
+        """Load the backend (configure).  Raise an exception to fail configure."""
+
+    def open_io(self) -> None:
+        """Create publishers and subscriptions (configure, after load)."""
+
+    def unload(self) -> None:
+        """Free the backend (cleanup / shutdown)."""
+
+    def diagnostic_values(self) -> Dict[str, Any]:
+        """Extra key/values for /diagnostics."""
+        return {}
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def stamp(self):
+        return self.get_clock().now().to_msg()
+
+    def add_io(self, entity):
+        self._io.append(entity)
+        return entity
+
+    def emit(self, turn_id: str, stage: str, turn_stamp: Optional[float] = None, **fields):
+        """Publish one turn event; returns the event dict."""
+        event = events.make_event(turn_id, stage, self.get_fully_qualified_name(), self.now_s(),
+                                  turn_stamp, **fields)
+        if self.events_pub is not None:
+            self.events_pub.publish(String(data=events.encode(event)))
+        return event
+
+    def subscribe_events(self, callback):
+        """Subscribe to the events topic; malformed events are counted, not fatal."""
+        def on_msg(msg):
+            try:
+                event = events.decode(msg.data)
+            except events.EventError as exc:
+                self.counters['bad_events'] = self.counters.get('bad_events', 0) + 1
+                self.get_logger().debug('ignoring malformed event: %s' % exc)
+                return
+            callback(event)
+        return self.add_io(self.create_subscription(String, self.param('events_topic'), on_msg,
+                                                    ros_io.QOS_EVENTS))
+
+    def subscribe_text_turns(self, topic: str, stage: str, callback, grace_s: float = 0.25):
+        """Plain text input attributed to turns (see core.turns.TextTurnMatcher).
+
+        ``callback(turn_id, turn_stamp, text, event_or_None)`` runs once per message; the
+        matcher also sees every event, which ``on_event`` of the subclass receives too.
+        """
+        matcher = turns.TextTurnMatcher(stage, self.now_s, grace_s=grace_s, id_factory=self.ids)
+
+        def deliver(resolved):
+            for turn_id, turn_stamp, text, event in resolved:
+                if not self.active:
+                    continue
+                try:
+                    callback(turn_id, turn_stamp, text, event)
+                except Exception as exc:  # a bug on one turn must not kill the node
+                    self.get_logger().error(traceback.format_exc())
+                    self.report_error('%s failed: %r' % (self.capability, exc), turn_id,
+                                      turn_stamp)
+
+        self.add_io(self.create_subscription(
+            String, topic, lambda msg: deliver(matcher.on_text(msg.data)), ros_io.QOS_TEXT))
+        self.add_io(self.create_timer(0.02, lambda: deliver(matcher.poll())))
+        return matcher, deliver
+
+    def set_health(self, level: int, message: str) -> None:
+        changed = (level, message) != self._health
+        self._health = (level, message)
+        if changed:
+            self.publish_diagnostics()
+
+    def report_error(self, message: str, turn_id: str = '', turn_stamp: Optional[float] = None,
+                     stage: str = '') -> None:
+        """Bad input or a failed backend call: log, /diagnostics, error event; keep serving."""
+        self.counters['errors'] += 1
+        self._last_error = message
+        self.get_logger().error(message)
+        if turn_id:
+            self.emit(turn_id, 'error', turn_stamp, error=message,
+                      detail={'stage': stage or self.capability})
+        self.set_health(WARN, 'last turn failed: %s' % message)
+
+    def report_ok(self, message: str = 'serving') -> None:
+        if self._health[0] != OK or self._health[1] != message:
+            self.set_health(OK, message)
+
+    def publish_diagnostics(self) -> None:
+        level, message = self._health
+        values = dict(self.counters)
+        values['state'] = 'active' if self.active else 'inactive'
+        if self._last_error:
+            values['last_error'] = self._last_error
+        try:
+            values.update(self.diagnostic_values())
+        except Exception as exc:  # diagnostics must never take the node down
+            values['diagnostic_values_error'] = repr(exc)
+        self._diag_pub.publish(ros_io.diagnostic_array(
+            self.stamp(), '%s: %s' % (self.get_fully_qualified_name(), self.capability),
+            self.get_fully_qualified_name(), level, message, values))
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def _do_autostart(self):
+        self.destroy_timer(self._autostart)
+        if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.load()
+        except Exception as exc:
+            message = 'configure failed: %s' % exc
+            self.get_logger().error(message)
+            self.get_logger().debug(traceback.format_exc())
+            self._last_error = str(exc)
+            self.set_health(ERROR, message)
+            return TransitionCallbackReturn.FAILURE
+        self.events_pub = self.add_io(self.create_publisher(
+            String, self.param('events_topic'), ros_io.QOS_EVENTS))
+        self.open_io()
+        self.set_health(WARN, 'configured (inactive)')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        self.set_health(OK, 'serving')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.set_health(WARN, 'inactive')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._teardown()
+        self.set_health(WARN, 'unconfigured')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        self.active = False
+        try:
+            self.unload()
+        finally:
+            for entity in reversed(self._io):
+                if isinstance(entity, Subscription):
+                    self.destroy_subscription(entity)
+                elif isinstance(entity, Publisher):
+                    self.destroy_publisher(entity)
+                elif isinstance(entity, Timer):
+                    self.destroy_timer(entity)
+            self._io = []
+            self.events_pub = None
+
+
+def run(node_class, args=None) -> None:
+    """Console-script entry point shared by every node."""
+    rclpy.init(args=args)
+    node = node_class()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        try:
+            node._teardown()
+        finally:
+            node.destroy_node()
+            if rclpy.ok():
+                rclpy.shutdown()
