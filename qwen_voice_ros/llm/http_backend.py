@@ -113,7 +113,7 @@ class OpenAIHTTPBackend(ChatBackend):
             if cancel is not None and cancel.is_set():
                 return
             if time.monotonic() > deadline:
-                raise LLMError('LLM reply exceeded its %s deadline' % 'timeout_s')
+                raise LLMError('LLM reply exceeded its deadline (timeout_s)')
             try:
                 line = resp.readline()
             except (socket.timeout, TimeoutError):

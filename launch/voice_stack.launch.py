@@ -1,0 +1,63 @@
+"""Launch the voice stack: ``ros2 launch qwen_voice_ros voice_stack.launch.py``.
+
+Launch arguments switch each node on or off (``capture:=false``), pick ``params_file``,
+``namespace``, ``llm_backend`` and ``use_sim_time``.  The node list comes from
+``qwen_voice_ros.stack.description`` (as for ``qwen-voice-stack``).  Every node is a lifecycle
+node: this file configures it, then activates it once it reaches ``inactive``; a crashed
+node is respawned and taken through the same transitions again.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessStart
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
+from qwen_voice_ros.stack.description import NODES, PACKAGE, build_stack, default_params_file
+
+
+def _lifecycle_actions(node):
+    """The node plus: configure on every (re)start, activate on reaching inactive."""
+    params = list(node.params_files) + [dict(node.overrides)]
+    action = LifecycleNode(package=PACKAGE, executable=node.spec.executable, name=node.name,
+                           namespace=node.namespace, parameters=params, output='screen',
+                           respawn=True, respawn_delay=2.0)
+    configure = OnProcessStart(target_action=action, on_start=[EmitEvent(event=ChangeState(
+        lifecycle_node_matcher=matches_action(action),
+        transition_id=Transition.TRANSITION_CONFIGURE))])
+    activate = OnStateTransition(target_lifecycle_node=action, goal_state='inactive',
+                                 entities=[EmitEvent(event=ChangeState(
+                                     lifecycle_node_matcher=matches_action(action),
+                                     transition_id=Transition.TRANSITION_ACTIVATE))])
+    return [action, RegisterEventHandler(configure), RegisterEventHandler(activate)]
+
+
+def _stack(context):
+    value = {name: LaunchConfiguration(name).perform(context)
+             for name in [n.name for n in NODES]
+             + ['params_file', 'namespace', 'llm_backend', 'use_sim_time']}
+    stack = build_stack({n.name: value[n.name] for n in NODES}, value['params_file'],
+                        value['namespace'], value['llm_backend'], value['use_sim_time'],
+                        autostart=False)
+    actions = []
+    for node in stack:
+        actions += _lifecycle_actions(node)
+    return actions
+
+
+def generate_launch_description():
+    args = [DeclareLaunchArgument(n.name, default_value=str(n.enabled).lower(),
+                                  description='start %s: %s' % (n.name, n.summary))
+            for n in NODES]
+    args += [
+        DeclareLaunchArgument('params_file', default_value=default_params_file(),
+                              description='parameters YAML for all nodes'),
+        DeclareLaunchArgument('namespace', default_value='', description='namespace of all nodes'),
+        DeclareLaunchArgument('llm_backend', default_value='',
+                              description='override the llm backend: onnx | openai_http'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description='follow /clock (e.g. qwen-voice-replay --clock)'),
+    ]
+    return LaunchDescription(args + [OpaqueFunction(function=_stack)])

@@ -1,0 +1,123 @@
+"""The voice stack as data: which nodes exist, how each is started, with which parameters.
+
+Both ``launch/voice_stack.launch.py`` (launch_ros, on a ROS install) and ``qwen-voice-stack``
+(plain processes, where launch_ros is missing) build their node list from here, so the two
+start the same nodes with the same parameters.  Pure Python: no ROS imports.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional
+
+PACKAGE = 'qwen_voice_ros'
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSpec:
+    """One stage of the stack."""
+
+    name: str            # node name (and launch argument that switches it on/off)
+    executable: str      # console script, installed in lib/qwen_voice_ros and on PATH
+    module: str          # python -m entry point (same main)
+    enabled: bool        # on by default
+    summary: str
+
+
+NODES = (
+    NodeSpec('capture', 'qwen-voice-capture', 'qwen_voice_ros.nodes.capture_node', True,
+             'microphone (sounddevice) or WAV file -> audio_stamped + audio_info'),
+    NodeSpec('hearing', 'qwen-voice-asr', 'qwen_voice_ros.nodes.asr_node', True,
+             'VAD -> utterance; ASR -> transcript'),
+    NodeSpec('dialect', 'qwen-voice-dialect', 'qwen_voice_ros.nodes.dialect_node', True,
+             'transcript -> dialect label + scores'),
+    NodeSpec('llm', 'qwen-voice-llm', 'qwen_voice_ros.nodes.llm_node', True,
+             'transcript (+ dialect) -> reply_sentence stream + reply'),
+    NodeSpec('tts', 'qwen-voice-tts', 'qwen_voice_ros.nodes.tts_node', True,
+             'reply_sentence -> tts/audio + tts/audio_info'),
+    NodeSpec('playback', 'qwen-voice-playback', 'qwen_voice_ros.nodes.playback_node', True,
+             'tts/audio -> speaker (sounddevice), WAV files or null'),
+)
+
+LLM_BACKENDS = ('onnx', 'openai_http')
+
+
+@dataclasses.dataclass
+class NodeLaunch:
+    """Everything needed to start one node, by launch_ros or as a process."""
+
+    spec: NodeSpec
+    namespace: str
+    params_files: List[str]
+    overrides: Dict[str, object]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def ros_arguments(self) -> List[str]:
+        """``--ros-args`` for a plain process: the same as launch_ros passes."""
+        args = ['--ros-args', '-r', '__node:=%s' % self.spec.name]
+        if self.namespace:
+            args += ['-r', '__ns:=%s' % self.namespace]
+        for path in self.params_files:
+            args += ['--params-file', path]
+        for key, value in self.overrides.items():
+            args += ['-p', '%s:=%s' % (key, _param_text(value))]
+        return args
+
+
+def default_params_file() -> str:
+    """config/voice_stack.yaml: from the source tree, else from the installed share dir."""
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'config', 'voice_stack.yaml')
+    if os.path.exists(here):
+        return here
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        return os.path.join(get_package_share_directory(PACKAGE), 'config', 'voice_stack.yaml')
+    except Exception:  # not installed through ament: the source-tree path is all we have
+        return here
+
+
+def parse_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ('1', 'true', 'yes', 'on'):
+        return True
+    if text in ('0', 'false', 'no', 'off', ''):
+        return False
+    raise ValueError('not a boolean: %r' % value)
+
+
+def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = '',
+                namespace: str = '', llm_backend: str = '', use_sim_time=False,
+                autostart: bool = True) -> List[NodeLaunch]:
+    """The node list for the given switches; unknown switch names are an error."""
+    enabled = dict(enabled or {})
+    unknown = set(enabled) - {n.name for n in NODES}
+    if unknown:
+        raise ValueError('unknown nodes %s (known: %s)'
+                         % (sorted(unknown), ', '.join(n.name for n in NODES)))
+    if llm_backend and llm_backend not in LLM_BACKENDS:
+        raise ValueError('llm_backend %r: use one of %s' % (llm_backend, ', '.join(LLM_BACKENDS)))
+    files = [params_file or default_params_file()]
+    namespace = namespace.strip('/')
+    namespace = '/' + namespace if namespace else ''
+    stack = []
+    for spec in NODES:
+        if not parse_bool(enabled.get(spec.name, spec.enabled)):
+            continue
+        overrides: Dict[str, object] = {'use_sim_time': parse_bool(use_sim_time),
+                                        'autostart': autostart}
+        if spec.name == 'llm' and llm_backend:
+            overrides['backend'] = llm_backend
+        stack.append(NodeLaunch(spec, namespace, list(files), overrides))
+    return stack
+
+
+def _param_text(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    return str(value)
