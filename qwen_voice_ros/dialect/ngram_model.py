@@ -1,0 +1,100 @@
+"""Fast stage: a linear (multinomial logistic) model over character n-grams and marker features.
+
+The model file is a small ``.npz`` written by ``scripts/build_dialect_model.py``: the feature
+vocabulary (one string, newline-separated), a float16 weight matrix ``[n_features, 8]``, the bias
+and a temperature fitted on out-of-fold predictions (so the softmax scores are calibrated).
+Run time needs numpy only.
+"""
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .markers import DIALECT_LABELS, MarkerLexicon
+
+NGRAM_ORDERS = (1, 2, 3)
+DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
+                                  'dialect_ngram.npz')
+
+
+def extract_features(text: str, lexicon: MarkerLexicon,
+                     orders: Sequence[int] = NGRAM_ORDERS) -> Dict[str, float]:
+    """Feature name -> value for one normalised sentence.
+
+    ``c:`` character n-grams (binary) over the text padded with a boundary space, ``m:`` one
+    feature per firing lexicon entry and ``e:`` the summed lexicon evidence per label (so a
+    marker never seen in training still counts through its label's evidence feature).
+    """
+    feats: Dict[str, float] = {}
+    padded = ' ' + text + ' '
+    length = len(padded)
+    for n in orders:
+        for i in range(length - n + 1):
+            gram = padded[i:i + n]
+            if gram != ' ' * n:
+                feats['c:' + gram] = 1.0
+    totals: Dict[str, float] = {}
+    for entry, count in lexicon.matches(text):
+        feats['m:' + entry.key] = 1.0
+        for label, weight in entry.weights.items():
+            totals[label] = totals.get(label, 0.0) + weight * min(count, 3)
+    for label, value in totals.items():
+        feats['e:' + label] = min(value, 9.0) / 3.0
+    return feats
+
+
+class NgramModel(object):
+    """Linear softmax classifier over ``extract_features`` output."""
+
+    def __init__(self, vocab: List[str], weights: np.ndarray, bias: np.ndarray,
+                 temperature: float = 1.0, lexicon: Optional[MarkerLexicon] = None,
+                 orders: Sequence[int] = NGRAM_ORDERS):
+        self.vocab = vocab
+        self.index = {name: i for i, name in enumerate(vocab)}
+        self.weights = np.asarray(weights, dtype=np.float32)
+        self.bias = np.asarray(bias, dtype=np.float32)
+        self.temperature = float(temperature)
+        self.lexicon = lexicon if lexicon is not None else MarkerLexicon()
+        self.orders = tuple(orders)
+
+    @classmethod
+    def load(cls, path: str = '', lexicon: Optional[MarkerLexicon] = None) -> 'NgramModel':
+        path = path or DEFAULT_MODEL_PATH
+        with np.load(path, allow_pickle=False) as data:
+            vocab = str(data['vocab']).split('\n')
+            labels = str(data['labels']).split('\n')
+            if tuple(labels) != DIALECT_LABELS:
+                raise ValueError('model %s has labels %s, expected %s' % (path, labels,
+                                                                          DIALECT_LABELS))
+            orders = tuple(int(v) for v in data['orders'])
+            return cls(vocab, data['weights'], data['bias'], float(data['temperature']),
+                       lexicon, orders)
+
+    def save(self, path: str) -> None:
+        np.savez_compressed(path, vocab=np.array('\n'.join(self.vocab)),
+                            labels=np.array('\n'.join(DIALECT_LABELS)),
+                            weights=self.weights.astype(np.float16), bias=self.bias,
+                            temperature=np.array(self.temperature),
+                            orders=np.array(self.orders, dtype=np.int32))
+
+    def logits(self, text: str) -> np.ndarray:
+        feats = extract_features(text, self.lexicon, self.orders)
+        rows = []
+        values = []
+        for name, value in feats.items():
+            idx = self.index.get(name)
+            if idx is not None:
+                rows.append(idx)
+                values.append(value)
+        out = self.bias.copy()
+        if rows:
+            out += np.asarray(values, dtype=np.float32) @ self.weights[rows]
+        return out
+
+    def predict_proba(self, text: str) -> np.ndarray:
+        z = self.logits(text) / self.temperature
+        z = z - z.max()
+        e = np.exp(z)
+        return e / e.sum()

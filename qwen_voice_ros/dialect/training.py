@@ -1,0 +1,287 @@
+"""Build-time training of the fast stage (numpy + scipy; never imported at run time on the robot).
+
+Used by ``scripts/build_dialect_model.py`` for the shipped model and for cross-validation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .asr_like import to_asr_like
+from .markers import DIALECT_LABELS, MarkerLexicon
+from .ngram_model import NGRAM_ORDERS, NgramModel, extract_features
+from .normalize import normalize_text
+
+LABEL_INDEX = {label: i for i, label in enumerate(DIALECT_LABELS)}
+
+
+class Example(object):
+    """One training sentence."""
+
+    __slots__ = ('text', 'label', 'weight', 'group', 'source')
+
+    def __init__(self, text: str, label: str, weight: float = 1.0, group: str = '',
+                 source: str = ''):
+        self.text = text
+        self.label = label
+        self.weight = weight
+        self.group = group or text
+        self.source = source
+
+
+def read_jsonl(path: str) -> List[dict]:
+    rows = []
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def dev_examples(path: str) -> List[Example]:
+    """Rows of the labelled dev file; Tatoeba parallel triples share one CV group."""
+    out = []
+    for row in read_jsonl(path):
+        source = row.get('source', '')
+        match = re.match(r'tatoeba:\w+:(\d+)', source)
+        group = 'tatoeba:' + match.group(1) if match else row.get('id', row['text'])
+        out.append(Example(row['text'], row['label'], 1.0, group, source))
+    return out
+
+
+def written_examples(path: str) -> List[Example]:
+    out = []
+    with open(path, encoding='utf-8') as handle:
+        for line in handle:
+            line = line.rstrip('\n')
+            if not line or line.startswith('#'):
+                continue
+            label, text = line.split('\t', 1)
+            if label not in LABEL_INDEX:
+                raise ValueError('bad label %r in %s' % (label, path))
+            out.append(Example(text, label, 1.0, '', 'written'))
+    return out
+
+
+_CANTONESE_CUES = re.compile('[佢哋咗嘅喺啲嘢睇嚟揾搵畀瞓攰谂啱嗰噉㗎喎啩啫咁冇唔係系乜咩]')
+
+
+def pycantonese_examples(limit: int = 900, seed: int = 13) -> List[Example]:
+    """Cantonese sentences from the corpora bundled with pycantonese (build-time dependency).
+
+    HKCanCor (CC BY 4.0), Common Voice yue sentences, CTCPC Cantonese side (CC0).  Only sentences
+    of 6-40 characters with at least one written-Cantonese character are kept, so neutral lines
+    ("(掌声)") are not labelled Cantonese.
+    """
+    import pycantonese  # noqa: F401 - build-time only
+    base = os.path.join(os.path.dirname(pycantonese.__file__), 'data')
+    pools: Dict[str, List[str]] = {}
+    with open(os.path.join(base, 'common_voice', 'sents.json'), encoding='utf-8') as handle:
+        pools['pycantonese:common_voice_yue'] = json.load(handle)
+    with open(os.path.join(base, 'ctcpc', 'sents.json'), encoding='utf-8') as handle:
+        pools['pycantonese:ctcpc'] = json.load(handle)
+    corpus = pycantonese.hkcancor()
+    utterances = []
+    for utt in corpus.utterances():
+        words = [tok.word for tok in utt.tokens]
+        utterances.append(''.join(words))
+    pools['pycantonese:hkcancor'] = utterances
+    rng = random.Random(seed)
+    out = []
+    per_pool = limit // len(pools)
+    for source in sorted(pools):
+        cands = []
+        seen = set()
+        for sent in pools[source]:
+            if not isinstance(sent, str):
+                continue
+            sent = sent.strip()
+            norm = normalize_text(sent)
+            han = len(re.findall('[\u4e00-\u9fff]', norm))
+            if not 6 <= han <= 40 or '@' in norm or not _CANTONESE_CUES.search(norm):
+                continue
+            if norm in seen:
+                continue
+            seen.add(norm)
+            cands.append(sent)
+        rng.shuffle(cands)
+        for sent in cands[:per_pool]:
+            out.append(Example(sent, 'cantonese', 1.0, '', source))
+    return out
+
+
+def _grams(text: str, n: int = 3) -> set:
+    text = normalize_text(text).replace(' ', '')
+    return {text[i:i + n] for i in range(max(1, len(text) - n + 1))}
+
+
+def drop_near_duplicates(extra: List[Example], reference: Sequence[Example],
+                         threshold: float = 0.5) -> List[Example]:
+    """Drop extra rows equal or close (character-3-gram Jaccard) to any reference row.
+
+    Keeps held-out dev sentences (and their sources' originals) out of the training pool.
+    """
+    ref_grams = [_grams(ex.text) for ex in reference]
+    index: Dict[str, List[int]] = {}
+    for i, grams in enumerate(ref_grams):
+        for gram in grams:
+            index.setdefault(gram, []).append(i)
+    kept = []
+    for ex in extra:
+        grams = _grams(ex.text)
+        counts: Dict[int, int] = {}
+        for gram in grams:
+            for i in index.get(gram, ()):
+                counts[i] = counts.get(i, 0) + 1
+        close = False
+        for i, inter in counts.items():
+            union = len(grams) + len(ref_grams[i]) - inter
+            if union and inter / union > threshold:
+                close = True
+                break
+        if not close:
+            kept.append(ex)
+    return kept
+
+
+def with_asr_augmentation(examples: Iterable[Example], weight: float = 0.5) -> List[Example]:
+    """Each example plus its ASR-like form (when different) at a lower weight."""
+    out = []
+    for ex in examples:
+        out.append(ex)
+        asr = to_asr_like(ex.text)
+        if normalize_text(asr).replace(' ', '') != normalize_text(ex.text).replace(' ', ''):
+            out.append(Example(asr, ex.label, ex.weight * weight, ex.group, ex.source + '+asr'))
+    return out
+
+
+def _balanced_weights(examples: Sequence[Example]) -> np.ndarray:
+    """Sample weights so every label carries the same total weight."""
+    raw = np.array([ex.weight for ex in examples], dtype=np.float64)
+    labels = np.array([LABEL_INDEX[ex.label] for ex in examples])
+    out = raw.copy()
+    target = raw.sum() / len(DIALECT_LABELS)
+    for k in range(len(DIALECT_LABELS)):
+        mask = labels == k
+        if mask.any():
+            out[mask] *= target / raw[mask].sum()
+    return out * (len(examples) / out.sum())
+
+
+def train(examples: Sequence[Example], l2: float = 1.0, lexicon: Optional[MarkerLexicon] = None,
+          orders: Sequence[int] = NGRAM_ORDERS, max_iter: int = 300,
+          min_count: int = 1) -> NgramModel:
+    """Fit the multinomial logistic model (L-BFGS, L2 penalty, class-balanced weights)."""
+    from scipy import optimize, sparse
+
+    lexicon = lexicon if lexicon is not None else MarkerLexicon()
+    feats = [extract_features(normalize_text(ex.text), lexicon, orders) for ex in examples]
+    counts: Dict[str, int] = {}
+    for f in feats:
+        for name in f:
+            counts[name] = counts.get(name, 0) + 1
+    vocab = sorted(name for name, c in counts.items()
+                   if c >= min_count or not name.startswith('c:'))
+    index = {name: i for i, name in enumerate(vocab)}
+    rows, cols, vals = [], [], []
+    for r, f in enumerate(feats):
+        for name, value in f.items():
+            c = index.get(name)
+            if c is not None:
+                rows.append(r)
+                cols.append(c)
+                vals.append(value)
+    x = sparse.csr_matrix((vals, (rows, cols)), shape=(len(examples), len(vocab)))
+    xt = x.T.tocsr()
+    y = np.array([LABEL_INDEX[ex.label] for ex in examples])
+    sw = _balanced_weights(examples)
+    n_cls = len(DIALECT_LABELS)
+    onehot = np.zeros((len(examples), n_cls))
+    onehot[np.arange(len(examples)), y] = 1.0
+    n_feat = len(vocab)
+
+    def objective(theta):
+        w = theta[:n_feat * n_cls].reshape(n_feat, n_cls)
+        b = theta[n_feat * n_cls:]
+        z = x @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss = -(sw * (logp * onehot).sum(axis=1)).sum() + 0.5 * l2 * (w * w).sum()
+        g = (np.exp(logp) - onehot) * sw[:, None]
+        gw = xt @ g + l2 * w
+        gb = g.sum(axis=0)
+        return loss, np.concatenate([gw.ravel(), gb])
+
+    theta0 = np.zeros(n_feat * n_cls + n_cls)
+    res = optimize.minimize(objective, theta0, jac=True, method='L-BFGS-B',
+                            options={'maxiter': max_iter})
+    w = res.x[:n_feat * n_cls].reshape(n_feat, n_cls)
+    b = res.x[n_feat * n_cls:]
+    # Prune features whose weights are all tiny: smaller file, same predictions.
+    keep = np.abs(w).max(axis=1) >= 1e-3
+    vocab = [name for name, k in zip(vocab, keep) if k]
+    return NgramModel(vocab, w[keep].astype(np.float32), b.astype(np.float32), 1.0, lexicon,
+                      orders)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of out-of-fold logits."""
+    best_t, best_nll = 1.0, float('inf')
+    for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 81)):
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        nll = -logp[np.arange(len(y)), y].mean()
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def stratified_group_folds(examples: Sequence[Example], k: int = 5,
+                           seed: int = 0) -> List[int]:
+    """Fold id per example: stratified by label, groups (Tatoeba triples) never split."""
+    rng = random.Random(seed)
+    groups: Dict[str, List[int]] = {}
+    for i, ex in enumerate(examples):
+        groups.setdefault(ex.group, []).append(i)
+    group_list = list(groups.values())
+    rng.shuffle(group_list)
+    group_list.sort(key=lambda g: -len(g))
+    fold_counts = [[0] * len(DIALECT_LABELS) for _ in range(k)]
+    assign = [0] * len(examples)
+    for members in group_list:
+        labels = [LABEL_INDEX[examples[i].label] for i in members]
+        best = min(range(k), key=lambda f: (sum(fold_counts[f][c] for c in labels),
+                                            sum(fold_counts[f]), rng.random()))
+        for i, c in zip(members, labels):
+            assign[i] = best
+            fold_counts[best][c] += 1
+    return assign
+
+
+def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
+                   l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0,
+                   log=None) -> Tuple[np.ndarray, List[int]]:
+    """Out-of-fold logits for every dev row (the fold's rows never in training or dedup pool)."""
+    folds = stratified_group_folds(dev, k, seed)
+    logits = np.zeros((len(dev), len(DIALECT_LABELS)))
+    lexicon = MarkerLexicon()
+    for fold in range(k):
+        train_dev = [ex for ex, f in zip(dev, folds) if f != fold]
+        held = [ex for ex, f in zip(dev, folds) if f == fold]
+        clean_extra = drop_near_duplicates(list(extra), held)
+        pool = with_asr_augmentation(train_dev + clean_extra, asr_weight)
+        model = train(pool, l2=l2, lexicon=lexicon)
+        for i, (ex, f) in enumerate(zip(dev, folds)):
+            if f == fold:
+                logits[i] = model.logits(normalize_text(ex.text))
+        if log:
+            log('fold %d: trained on %d rows (%d extra kept), %d features' % (
+                fold, len(pool), len(clean_extra), len(model.vocab)))
+    return logits, folds
