@@ -1,0 +1,261 @@
+"""``qwen-voice-export``: Hugging Face model -> ONNX decoder directory for the ONNX engine.
+
+    qwen-voice-export --model Qwen/Qwen3-1.7B --out models/qwen3-1.7b-int4 --quantize int4
+    qwen-voice-export --offline-pack qwen2.5-coder-0.5b --out models/qwen2.5-coder-0.5b-int4 \
+        --quantize int4
+    qwen-voice-export --out models/qwen3-1.7b --trt-prebuild      # on the robot, after copying
+
+Progress goes to stderr as numbered steps; stdout gets a summary (``--json``: one JSON line,
+the last one).  Exit codes: 0 ok, 1 export error, 2 bad arguments or model not found,
+3 validation over tolerance, 4 TensorRT prebuild not possible here (earlier steps kept),
+5 offline pack failed its sha256 check.  See docs/llm_export.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from qwen_voice_ros.llm.export import (ExportError, ModelNotFound, TensorRTUnavailable,
+                                       ValidationFailed)
+from qwen_voice_ros.llm.export.progress import Progress
+
+UPSTREAM_EXAMPLE = ('qwen-voice-export --model Qwen/Qwen3-1.7B --out models/qwen3-1.7b-int4 '
+                    '--quantize int4')
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qwen_voice_ros.llm.export.offline_pack import PACKS
+
+    parser = argparse.ArgumentParser(
+        prog='qwen-voice-export',
+        description='Export a Qwen causal LM to an ONNX decoder directory (optimum, opset 17, '
+                    'text-generation-with-past), optionally quantise its weights (INT8/INT4 '
+                    'MatMulNBits), validate it against transformers and prebuild the TensorRT '
+                    'engine cache.',
+        epilog='Upstream default: ' + UPSTREAM_EXAMPLE)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--model', metavar='HF_DIR_OR_ID',
+                        help='Hugging Face model directory, or hub id (needs internet)')
+    source.add_argument('--offline-pack', choices=sorted(PACKS),
+                        help='convert a sha256-pinned model shipped in pip packages '
+                             '(offline demo convenience; see docs/llm_export.md)')
+    parser.add_argument('--out', required=True, metavar='DIR',
+                        help='output directory (model.onnx, config, tokenizer, export_info.json)')
+    parser.add_argument('--quantize', choices=('none', 'int8', 'int4'), default='none',
+                        help='weight-only quantisation of MatMul weights (default: none)')
+    parser.add_argument('--block-size', type=int, default=32,
+                        help='quantisation block size along the input dimension (default 32)')
+    parser.add_argument('--symmetric', action='store_true',
+                        help='symmetric quantisation (no zero points)')
+    parser.add_argument('--accuracy-level', type=int, choices=(0, 1, 2, 3, 4), default=None,
+                        help="MatMulNBits compute type on CPU (4 = int8 activations, fastest; "
+                             "default: the op's default, float)")
+    parser.add_argument('--validate', dest='validate', action='store_true', default=True,
+                        help='compare logits with transformers on a few prompts (default)')
+    parser.add_argument('--no-validate', dest='validate', action='store_false',
+                        help='skip the comparison with transformers')
+    parser.add_argument('--atol', type=float, default=1e-3,
+                        help='unquantised graph must match within atol * max(1, max |logit|) '
+                             '(default 1e-3)')
+    parser.add_argument('--trt-prebuild', action='store_true',
+                        help='build the TensorRT engine cache now (run on the target device); '
+                             'without --model/--offline-pack, use the model.onnx already in --out')
+    parser.add_argument('--trt-cache', metavar='DIR',
+                        help='TensorRT engine cache directory (default: OUT/trt_cache)')
+    parser.add_argument('--trt-max-context', type=int, default=1024,
+                        help='largest prompt+reply length the TensorRT profile covers')
+    parser.add_argument('--trt-fp32', action='store_true',
+                        help='build FP32 TensorRT engines (default FP16)')
+    parser.add_argument('--opset', type=int, default=17,
+                        help='ONNX opset (default 17, the TensorRT 8.5 ceiling)')
+    parser.add_argument('--keep-intermediate', action='store_true',
+                        help='keep OUT/.work (fp32 graph before quantisation, pack HF dir)')
+    parser.add_argument('--trust-remote-code', action='store_true',
+                        help='pass trust_remote_code to transformers/optimum')
+    parser.add_argument('--verbose', action='store_true',
+                        help="show optimum/torch exporter warnings")
+    parser.add_argument('--json', action='store_true',
+                        help='print the summary as one JSON line (the last line of stdout)')
+    return parser
+
+
+def _sizes(out_dir: Path) -> Dict[str, int]:
+    return {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()}
+
+
+def _print_validation(progress: Progress, label: str, result: Dict[str, object]) -> None:
+    progress.info('{}: max abs logit diff {:.3g} (largest |logit| {:.3g}), KV-step diff {:.3g}, '
+                  'argmax agreement {:.1%} over {} positions'.format(
+                      label, result['max_abs_diff'], result['max_abs_logit'],
+                      result['kv_step_max_abs_diff'], result['argmax_agreement'],
+                      result['positions']))
+
+
+def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
+    """Run the requested steps, filling ``summary``; return the exit code."""
+    from qwen_voice_ros.llm.export import onnx_export
+    from qwen_voice_ros.llm.export.onnx_export import EXTERNAL_DATA_FILE, MODEL_FILE
+
+    out_dir = Path(args.out).expanduser()
+    prebuild_only = args.model is None and args.offline_pack is None
+    if prebuild_only and not (args.trt_prebuild and (out_dir / MODEL_FILE).is_file()):
+        raise ModelNotFound('pass --model HF_DIR_OR_ID or --offline-pack NAME (or --trt-prebuild '
+                            'with an --out that already holds model.onnx)')
+    work_dir = out_dir / '.work'
+    quantize = args.quantize != 'none'
+    local_dir: Optional[Path] = None
+    source = ''
+    if args.model is not None:
+        source, local_dir = onnx_export.resolve_model(args.model)  # fails fast, exit 2
+        summary['model'] = args.model
+    total = 0 if prebuild_only else 1 + quantize + bool(args.validate)
+    total += 2 * bool(args.offline_pack) + bool(args.trt_prebuild)
+    progress = Progress(total)
+    summary['out_dir'] = str(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    if args.offline_pack:
+        from qwen_voice_ros.llm.export import offline_pack
+
+        pack = offline_pack.get_pack(args.offline_pack)
+        with progress.step('pack_assemble', 'reassembling and verifying ' + pack.gguf_file):
+            gguf = offline_pack.assemble(offline_pack.locate_parts(pack),
+                                         work_dir / 'pack' / pack.gguf_file, pack.sha256)
+            progress.info('sha256 {} OK ({} bytes)'.format(pack.sha256, gguf.stat().st_size))
+        with progress.step('pack_to_hf', 'dequantising the GGUF into a Hugging Face directory'):
+            hf_dir = offline_pack.gguf_to_hf(gguf, work_dir / 'pack' / 'hf')
+        source, local_dir = str(hf_dir), hf_dir
+        summary['offline_pack'] = {'name': pack.name, 'gguf': pack.gguf_file,
+                                   'sha256': pack.sha256, 'description': pack.description}
+        summary['model'] = 'offline-pack:' + pack.name
+
+    final_model = out_dir / MODEL_FILE
+    if not prebuild_only:
+        summary['opset'] = args.opset
+        export_dir = work_dir / 'fp32' if quantize else out_dir
+        with progress.step('export', 'exporting ONNX (opset {}, text-generation-with-past)'
+                           .format(args.opset)):
+            with warnings.catch_warnings():
+                if not args.verbose:
+                    warnings.simplefilter('ignore')
+                fp32_model = onnx_export.export_onnx(source, export_dir, opset=args.opset,
+                                                     local_dir=local_dir,
+                                                     trust_remote_code=args.trust_remote_code)
+            progress.info('{} ({:.1f} MB with external data)'.format(
+                fp32_model, sum(p.stat().st_size for p in onnx_export.onnx_files(export_dir))
+                / 1e6))
+        summary['quantization'] = {'scheme': 'none'}
+        if quantize:
+            from qwen_voice_ros.llm.export.quantize import quantize_weights
+
+            with progress.step('quantize', 'quantising MatMul weights to {} (block {})'.format(
+                    args.quantize, args.block_size)):
+                summary['quantization'] = quantize_weights(
+                    fp32_model, final_model, args.quantize, block_size=args.block_size,
+                    symmetric=args.symmetric, accuracy_level=args.accuracy_level)
+                onnx_export.copy_sidecar_files(export_dir, out_dir, overwrite=True)
+                progress.info('{} MatMulNBits nodes'.format(
+                    summary['quantization']['matmulnbits_nodes']))
+        if args.validate:
+            from qwen_voice_ros.llm.export.validate import validate
+
+            graphs = [fp32_model] + ([final_model] if quantize else [])
+            with progress.step('validate', 'comparing logits with transformers'):
+                results = validate(source, graphs)
+            fp32_result = results[0]
+            _print_validation(progress, 'fp32 graph', fp32_result)
+            validation = dict(results[-1])
+            if quantize:
+                _print_validation(progress, args.quantize + ' graph', results[-1])
+                validation['fp32'] = fp32_result
+            summary['validation'] = validation
+            summary['max_abs_diff'] = validation['max_abs_diff']
+            summary['argmax_agreement'] = validation['argmax_agreement']
+            tolerance = args.atol * max(1.0, float(fp32_result['max_abs_logit']))
+            if fp32_result['max_abs_diff'] > tolerance:
+                raise ValidationFailed(
+                    'fp32 graph differs from transformers by {:.3g} > tolerance {:.3g}; '
+                    'files kept in {}'.format(fp32_result['max_abs_diff'], tolerance, out_dir))
+        if quantize and not args.keep_intermediate:
+            onnx_export.remove_tree(work_dir / 'fp32')
+
+    exit_code = 0
+    if args.trt_prebuild:
+        from qwen_voice_ros.llm.export.trt_prebuild import prebuild
+
+        cache_dir = Path(args.trt_cache).expanduser() if args.trt_cache else out_dir / 'trt_cache'
+        try:
+            with progress.step('trt_prebuild', 'building the TensorRT engine cache in {}'.format(
+                    cache_dir)):
+                summary['trt'] = prebuild(final_model, cache_dir, fp16=not args.trt_fp32,
+                                          max_context=args.trt_max_context)
+            for warning in summary['trt'].get('warnings', []):
+                progress.info('warning: ' + warning)
+        except TensorRTUnavailable as exc:
+            print('qwen-voice-export: ' + str(exc), file=sys.stderr)
+            summary['trt'] = {'error': str(exc)}
+            exit_code = exc.exit_code
+
+    if not args.keep_intermediate:
+        onnx_export.remove_tree(work_dir)
+    files = _sizes(out_dir)
+    summary['model_onnx'] = str(final_model)
+    summary['files'] = files
+    summary['onnx_bytes'] = files.get(MODEL_FILE, 0) + files.get(EXTERNAL_DATA_FILE, 0)
+    summary['out_dir_bytes'] = onnx_export.dir_size(out_dir)
+    summary['seconds'] = dict(progress.seconds, total=round(progress.elapsed(), 2))
+    summary['status'] = 'ok' if exit_code == 0 else 'trt_unavailable'
+    info = {k: v for k, v in summary.items() if k != 'files'}
+    (out_dir / 'export_info.json').write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    return exit_code
+
+
+def _print_summary(summary: Dict[str, object], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False, sort_keys=True), flush=True)
+        return
+    lines: List[str] = ['status: {}'.format(summary.get('status'))]
+    for key in ('model', 'out_dir', 'model_onnx', 'onnx_bytes', 'max_abs_diff',
+                'argmax_agreement', 'error'):
+        if key in summary:
+            lines.append('{}: {}'.format(key, summary[key]))
+    if 'quantization' in summary:
+        lines.append('quantization: {}'.format(summary['quantization'].get('scheme')))
+    if 'seconds' in summary:
+        lines.append('seconds: {}'.format(summary['seconds'].get('total')))
+    print('\n'.join(lines), flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    summary: Dict[str, object] = {'status': 'error'}
+    started = time.monotonic()
+    try:
+        code = run(args, summary)
+    except ExportError as exc:
+        code = exc.exit_code
+        summary['status'] = {2: 'model_not_found', 3: 'validation_failed',
+                             5: 'integrity_error'}.get(code, 'error')
+        summary['error'] = str(exc)
+        summary.setdefault('seconds', {'total': round(time.monotonic() - started, 2)})
+        print('qwen-voice-export: error: ' + str(exc), file=sys.stderr)
+    except KeyboardInterrupt:
+        print('qwen-voice-export: interrupted', file=sys.stderr)
+        return 130
+    except Exception as exc:  # unexpected: keep the traceback, still end with a summary line
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+        summary['error'] = '{}: {}'.format(type(exc).__name__, exc)
+    _print_summary(summary, args.json)
+    return code
+
+
+if __name__ == '__main__':
+    sys.exit(main())
