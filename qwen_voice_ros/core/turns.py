@@ -21,13 +21,15 @@ class TextTurnMatcher:
     """Pair text messages of one stage with that stage's events by exact text."""
 
     def __init__(self, stage: str, clock: Callable[[], float], grace_s: float = 0.25,
-                 id_factory: Optional[TurnIdFactory] = None, memory: int = 256):
+                 id_factory: Optional[TurnIdFactory] = None, memory: int = 256,
+                 event_ttl_s: float = 10.0):
         self.stage = stage
         self._clock = clock
         self._grace_s = grace_s
         self._ids = id_factory or TurnIdFactory()
         # Events whose text has not been seen yet, oldest first.
-        self._events: Deque[dict] = collections.deque(maxlen=memory)
+        self._events: Deque[Tuple[float, dict]] = collections.deque(maxlen=memory)
+        self._event_ttl_s = event_ttl_s
         # Texts whose event has not been seen yet: (deadline, text, arrival stamp).
         self._texts: Deque[Tuple[float, str, float]] = collections.deque(maxlen=memory)
 
@@ -39,12 +41,13 @@ class TextTurnMatcher:
             if text == event['text']:
                 del self._texts[i]
                 return [self._from_event(event)]
-        self._events.append(event)
+        self._events.append((self._clock(), event))
         return []
 
     def on_text(self, text: str) -> List[Resolved]:
         """Feed a text message; returns it resolved if its event is already known."""
-        for i, event in enumerate(self._events):
+        self._expire_events()
+        for i, (_seen, event) in enumerate(self._events):
             if event['text'] == text:
                 del self._events[i]
                 return [self._from_event(event)]
@@ -60,6 +63,12 @@ class TextTurnMatcher:
             _deadline, text, arrival = self._texts.popleft()
             out.append((self._ids.new(), arrival, text, None))
         return out
+
+    def _expire_events(self) -> None:
+        # A user may say the same words again later: only recent events can match.
+        oldest = self._clock() - self._event_ttl_s
+        while self._events and self._events[0][0] < oldest:
+            self._events.popleft()
 
     @staticmethod
     def _from_event(event: dict) -> Resolved:

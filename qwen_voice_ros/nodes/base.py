@@ -30,12 +30,16 @@ class VoiceNode(LifecycleNode):
     """Base class: see the module docstring."""
 
     capability = 'voice'
+    default_turn_grace_s = 0.25
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
         self.declare_parameter('autostart', True)
         self.declare_parameter('events_topic', 'voice/events')
         self.declare_parameter('diagnostics_period_s', 1.0)
+        # How long a plain text input waits for its producer's event before it starts a
+        # new turn (its producer publishes no events, e.g. a user's own node).
+        self.declare_parameter('turn_grace_s', self.default_turn_grace_s)
         self.declare()
         self.ids = events.TurnIdFactory()
         self.active = False
@@ -105,18 +109,26 @@ class VoiceNode(LifecycleNode):
         return self.add_io(self.create_subscription(String, self.param('events_topic'), on_msg,
                                                     ros_io.QOS_EVENTS))
 
-    def subscribe_text_turns(self, topic: str, stage: str, callback, grace_s: float = 0.25):
+    def subscribe_text_turns(self, topic: str, stage: str, callback):
         """Plain text input attributed to turns (see core.turns.TextTurnMatcher).
 
-        ``callback(turn_id, turn_stamp, text, event_or_None)`` runs once per message; the
-        matcher also sees every event, which ``on_event`` of the subclass receives too.
+        ``callback(turn_id, turn_stamp, text, event_or_None)`` runs once per message.  Text
+        from a producer that publishes no events starts a new turn here, and this node
+        announces it with a ``stage`` event so later consumers share the turn id (they wait
+        longer: ``turn_grace_s`` grows down the pipeline).  Returns ``feed_event`` which the
+        caller must pass every event to.
         """
-        matcher = turns.TextTurnMatcher(stage, self.now_s, grace_s=grace_s, id_factory=self.ids)
+        matcher = turns.TextTurnMatcher(stage, self.now_s, id_factory=self.ids,
+                                        grace_s=float(self.param('turn_grace_s')))
+        me = self.get_fully_qualified_name()
 
         def deliver(resolved):
             for turn_id, turn_stamp, text, event in resolved:
                 if not self.active:
                     continue
+                if event is None:
+                    event = self.emit(turn_id, stage, turn_stamp, text=text,
+                                      detail={'announced': 'producer publishes no events'})
                 try:
                     callback(turn_id, turn_stamp, text, event)
                 except Exception as exc:  # a bug on one turn must not kill the node
@@ -124,10 +136,14 @@ class VoiceNode(LifecycleNode):
                     self.report_error('%s failed: %r' % (self.capability, exc), turn_id,
                                       turn_stamp)
 
+        def feed_event(event):
+            if event.get('node') != me:
+                deliver(matcher.on_event(event))
+
         self.add_io(self.create_subscription(
             String, topic, lambda msg: deliver(matcher.on_text(msg.data)), ros_io.QOS_TEXT))
         self.add_io(self.create_timer(0.02, lambda: deliver(matcher.poll())))
-        return matcher, deliver
+        return feed_event
 
     def set_health(self, level: int, message: str) -> None:
         changed = (level, message) != self._health

@@ -46,9 +46,9 @@ class DialectNode(VoiceNode):
     def open_io(self):
         self.label_pub = self.add_io(self.create_publisher(
             String, self.param('output_topic'), ros_io.QOS_TEXT))
-        matcher, deliver = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
-                                                     self.on_transcript)
-        self.subscribe_events(lambda event: deliver(matcher.on_event(event)))
+        feed_event = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
+                                               self.on_transcript)
+        self.subscribe_events(feed_event)
 
     def on_transcript(self, turn_id, turn_stamp, text, event):
         self.counters['turns'] += 1

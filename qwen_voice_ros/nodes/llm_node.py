@@ -30,6 +30,7 @@ class _Turn:
 
 class LLMNode(VoiceNode):
     capability = 'llm'
+    default_turn_grace_s = 0.5  # after the dialect node (0.25 s), which announces first
 
     def __init__(self):
         super().__init__('llm')
@@ -108,11 +109,11 @@ class LLMNode(VoiceNode):
         self._queue: 'queue.Queue[Optional[_Turn]]' = queue.Queue()
         self._worker = threading.Thread(target=self._work, name='llm-worker', daemon=True)
         self._worker.start()
-        matcher, deliver = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
-                                                     self.on_transcript)
+        feed_event = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
+                                               self.on_transcript)
 
         def on_event(event):
-            deliver(matcher.on_event(event))
+            feed_event(event)
             self.on_event(event)
         self.subscribe_events(on_event)
         self.add_io(self.create_timer(0.02, self._release_waiting))

@@ -20,6 +20,7 @@ from qwen_voice_ros.nodes.base import VoiceNode, run
 
 class TTSNode(VoiceNode):
     capability = 'tts'
+    default_turn_grace_s = 0.5
 
     def __init__(self):
         super().__init__('tts')
@@ -69,8 +70,8 @@ class TTSNode(VoiceNode):
         self._queue: 'queue.Queue' = queue.Queue()
         self._worker = threading.Thread(target=self._work, name='tts-worker', daemon=True)
         self._worker.start()
-        matcher, deliver = self.subscribe_text_turns(self.param('input_topic'), 'reply_sentence',
-                                                     self.on_sentence)
+        feed_event = self.subscribe_text_turns(self.param('input_topic'), 'reply_sentence',
+                                               self.on_sentence)
 
         def on_event(event):
             if event['stage'] == 'dialect':
@@ -80,7 +81,7 @@ class TTSNode(VoiceNode):
             elif event['stage'] in ('utterance', 'transcript'):
                 self.tracker.observe(event['turn_id'],
                                      float(event.get('turn_stamp', event['stamp'])))
-            deliver(matcher.on_event(event))
+            feed_event(event)
         self.subscribe_events(on_event)
 
     def on_sentence(self, turn_id, turn_stamp, text, event):

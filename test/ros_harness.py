@@ -1,0 +1,134 @@
+"""Run nodes as separate processes on an isolated DDS domain and watch them from the test.
+
+Each test gets its own ROS_DOMAIN_ID with discovery kept on localhost, so parallel runs and
+other machines never cross-talk.  :class:`Probe` is an rclpy node in the test process (own
+context, same domain) that publishes inputs and records what the stack publishes.
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASTDDS_PROFILE = os.path.join(REPO, 'config', 'fastdds_fast_discovery.xml')
+
+
+def ros_env(domain_id=None):
+    env = os.environ.copy()
+    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random.randint(101, 230))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env['FASTRTPS_DEFAULT_PROFILES_FILE'] = FASTDDS_PROFILE
+    env['PYTHONUNBUFFERED'] = '1'
+    env['RCUTILS_COLORIZED_OUTPUT'] = '0'
+    return env
+
+
+def param_args(params):
+    args = []
+    for key, value in params.items():
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        elif isinstance(value, str) and (value == '' or ' ' in value):
+            value = json.dumps(value)
+        args += ['-p', '%s:=%s' % (key, value)]
+    return args
+
+
+class NodeProcess:
+    """A node started with ``python -m <module> --ros-args ...``; its output goes to a file."""
+
+    def __init__(self, module, env, params=None, name=None, extra_args=()):
+        self.log = tempfile.NamedTemporaryFile('w+b', suffix='.log', delete=False)
+        args = [sys.executable, '-m', module, '--ros-args']
+        if name:
+            args += ['-r', '__node:=%s' % name]
+        args += param_args(params or {}) + list(extra_args)
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        with open(self.log.name, 'rb') as f:
+            return f.read().decode(errors='replace')
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.unlink(self.log.name)
+
+
+class Probe:
+    """rclpy node in the test process: publish inputs, record outputs, wait for conditions."""
+
+    def __init__(self, domain_id):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', FASTDDS_PROFILE)
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=int(domain_id))
+        self.node = rclpy.create_node('test_probe', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def subscribe(self, msg_type, topic, qos):
+        self.received[topic] = []
+
+        def callback(msg):
+            with self._lock:
+                self.received[topic].append(msg)
+        return self.node.create_subscription(msg_type, topic, callback, qos)
+
+    def publisher(self, msg_type, topic, qos):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def messages(self, topic):
+        with self._lock:
+            return list(self.received.get(topic, []))
+
+    def events(self, topic='voice/events'):
+        return [json.loads(m.data) for m in self.messages(topic)]
+
+    def wait_for(self, predicate, timeout=20.0, what='condition'):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError('timed out after %.0f s waiting for %s' % (timeout, what))
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def diagnostics_of(probe, node_name):
+    """Latest DiagnosticStatus published by a node (by name prefix), or None."""
+    for array in reversed(probe.messages('/diagnostics')):
+        for status in array.status:
+            if status.name.startswith('/' + node_name.lstrip('/')):
+                return status
+    return None
+
+
+def level_of(status):
+    level = status.level
+    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)

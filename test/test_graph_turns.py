@@ -1,0 +1,106 @@
+"""Nodes as separate processes talk over DDS, and every output of a turn carries its id.
+
+dialect, llm (HTTP backend -> a local chat-completions server) and tts (espeak-ng) run as
+their own processes on an isolated domain; the test publishes transcripts like a user's own
+ASR node would (plain std_msgs/String, no events) and follows the graph's outputs.
+"""
+import pytest
+
+from llm_server import ChatServer, reply_for
+from ros_harness import NodeProcess, Probe, diagnostics_of, level_of, ros_env
+
+TURNS = ['你好，今天天气怎么样？', '巴适得板，我们去吃火锅嘛。', '侬今朝吃饭了伐？']
+
+
+@pytest.fixture
+def graph():
+    from audio_common_msgs.msg import AudioDataStamped
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import String
+    from qwen_voice_ros.nodes import ros_io
+    env = ros_env()
+    with ChatServer() as server:
+        nodes = [
+            NodeProcess('qwen_voice_ros.nodes.dialect_node', env, {'backend': 'fast'}),
+            NodeProcess('qwen_voice_ros.nodes.llm_node', env, {
+                'backend': 'openai_http', 'base_url': server.url, 'timeout_s': 5.0}),
+            NodeProcess('qwen_voice_ros.nodes.tts_node', env, {}),
+        ]
+        probe = Probe(env['ROS_DOMAIN_ID'])
+        try:
+            for topic in ('voice/events', 'dialect', 'reply', 'reply_sentence'):
+                probe.subscribe(String, topic, ros_io.QOS_EVENTS)
+            probe.subscribe(AudioDataStamped, 'tts/audio', ros_io.QOS_AUDIO)
+            probe.subscribe(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
+            transcript = probe.publisher(String, 'transcript', ros_io.QOS_TEXT)
+            probe.wait_for(lambda: transcript.get_subscription_count() >= 2, 30,
+                           'dialect and llm to subscribe to transcript')
+            probe.wait_for(lambda: all(
+                (diagnostics_of(probe, n) is not None
+                 and diagnostics_of(probe, n).message == 'serving')
+                for n in ('dialect', 'llm', 'tts')), 30, 'all nodes active')
+            yield probe, transcript, server
+        except BaseException:
+            for node in nodes:
+                print(node.output()[-3000:])
+            raise
+        finally:
+            probe.close()
+            for node in nodes:
+                node.stop()
+
+
+def _events(probe, stage):
+    return [e for e in probe.events() if e['stage'] == stage]
+
+
+def test_every_turn_gets_label_reply_and_audio_with_its_turn_id(graph):
+    from std_msgs.msg import String
+    probe, transcript, server = graph
+    for i, text in enumerate(TURNS):
+        transcript.publish(String(data=text))
+        probe.wait_for(lambda: len(_events(probe, 'reply')) > i
+                       and len({e['turn_id'] for e in _events(probe, 'tts_audio')}) > i,
+                       30, 'reply and audio of turn %d' % i)
+    # One turn id per input turn, announced once, shared by every stage.
+    announced = _events(probe, 'transcript')
+    assert [e['text'] for e in announced] == TURNS
+    turn_ids = [e['turn_id'] for e in announced]
+    assert len(set(turn_ids)) == len(TURNS)
+    for turn_id, text in zip(turn_ids, TURNS):
+        dialects = [e for e in _events(probe, 'dialect') if e['turn_id'] == turn_id]
+        replies = [e for e in _events(probe, 'reply') if e['turn_id'] == turn_id]
+        assert len(dialects) == 1 and len(replies) == 1
+        assert replies[0]['text'] == reply_for(text)
+        audio = [m for m in probe.messages('tts/audio') if m.header.frame_id == turn_id]
+        sentences = [e for e in _events(probe, 'reply_sentence') if e['turn_id'] == turn_id]
+        assert len(audio) == len(sentences) >= 2  # streamed: several sentences, each spoken
+        assert all(len(m.audio.data) > 1600 for m in audio)  # > 50 ms of S16LE speech
+        assert replies[0]['latency_s'] >= 0
+    labels = [e['dialect']['label'] for e in _events(probe, 'dialect')]
+    assert labels == ['mandarin', 'sichuanese', 'shanghainese']
+    assert [m.data for m in probe.messages('dialect')] == labels
+    # The LLM was told the user's dialect (dialect-aware instruction in the system prompt).
+    assert '四川话' in server.requests[1]['messages'][0]['content']
+    # Conversation memory: the third request carries the first two exchanges.
+    assert [m['role'] for m in server.requests[2]['messages']] == \
+        ['system', 'user', 'assistant', 'user', 'assistant', 'user']
+
+
+def test_bad_turns_are_reported_and_the_next_turn_works(graph):
+    from std_msgs.msg import String
+    probe, transcript, server = graph
+    transcript.publish(String(data='   '))             # empty text
+    probe.wait_for(lambda: len(_events(probe, 'error')) >= 2, 20, 'errors for empty text')
+    server.fail_next = True                             # the LLM server fails once
+    transcript.publish(String(data='第一句话。'))
+    probe.wait_for(lambda: any('HTTP 500' in e.get('error', '') for e in _events(probe, 'error')),
+                   20, 'LLM error event')
+    status = diagnostics_of(probe, 'llm')
+    probe.wait_for(lambda: 'HTTP 500' in diagnostics_of(probe, 'llm').message, 10,
+                   'llm diagnostics to show the failure')
+    assert level_of(diagnostics_of(probe, 'llm')) == 1  # WARN: the node keeps serving
+    transcript.publish(String(data='第二句话。'))
+    probe.wait_for(lambda: any(e['text'] == reply_for('第二句话。') for e in _events(probe, 'reply')),
+                   20, 'the next turn to be answered')
+    assert status is not None
