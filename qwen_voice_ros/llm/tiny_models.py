@@ -87,7 +87,7 @@ def build_tiny_hf_model(out_dir=None, arch: str = 'qwen3', hidden_size: int = 64
                         num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2,
                         head_dim: Optional[int] = None, vocab_size: Optional[int] = None,
                         seed: int = 0, intermediate_size: Optional[int] = None,
-                        tie_word_embeddings: bool = True) -> Path:
+                        tie_word_embeddings: bool = False) -> Path:
     """Write (or reuse) a random-weight Qwen3/Qwen2 model directory and return its path.
 
     ``vocab_size`` None -> the tokenizer's size (small); a larger value (e.g. 151936) pads the
