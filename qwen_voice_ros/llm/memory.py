@@ -1,0 +1,138 @@
+"""Conversation memory for the voice assistant: persona, dialect instruction, token budget.
+
+The robot speaks its reply sentence by sentence and can be interrupted (barge-in), so the
+assistant turn is committed with what was actually *spoken*: :meth:`commit_assistant`
+stores ``spoken_text`` (think blocks removed), never the unspoken rest of the generation.
+Old turns are dropped, oldest first and a user/assistant pair at a time, until the system
+prompt plus history fit ``token_budget`` tokens as counted by the backend's tokenizer.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, List, Optional
+
+from qwen_voice_ros.llm.chat_template import strip_thinking
+
+DEFAULT_PERSONA = ('你是一个友好的中文语音助手，运行在机器人上。回答要简短、口语化，适合直接朗读；'
+                   '不要使用列表、表格、表情符号或 Markdown。')
+
+MANDARIN_INSTRUCTION = '无论用户说普通话还是方言，都请用标准、简洁的普通话回答。'
+DIALECT_INSTRUCTION = '用户说的是{name}。请用{name}的口语习惯回答，用字要让{name}母语者觉得自然。'
+UNKNOWN_DIALECT_INSTRUCTION = '请用用户使用的语言或方言回答。'
+
+# Dialect labels as the dialect stage may report them -> the name used in the instruction.
+DIALECT_NAMES = {
+    'mandarin': '普通话', 'putonghua': '普通话', 'zh': '普通话', 'cmn': '普通话',
+    'cantonese': '粤语（广东话）', 'yue': '粤语（广东话）',
+    'sichuanese': '四川话', 'sichuan': '四川话', 'southwestern': '西南官话',
+    'shanghainese': '上海话', 'wu': '吴语（上海话）',
+    'dongbei': '东北话', 'northeastern': '东北话',
+    'minnan': '闽南话', 'hokkien': '闽南话', 'nan': '闽南话',
+    'hakka': '客家话', 'hak': '客家话',
+    'tianjin': '天津话', 'henan': '河南话', 'shaanxi': '陕西话', 'hunan': '湖南话',
+}
+
+
+def dialect_instruction(reply_style: str, dialect: Optional[str]) -> str:
+    """System-prompt sentence for ``reply_style`` 'mandarin' or 'dialect'.
+
+    'dialect' follows the user's dialect when it is known and not Mandarin; otherwise the
+    reply is Mandarin.  ``dialect`` is a label such as 'yue' or 'sichuanese' (or a Chinese
+    name, used as is).
+    """
+    if reply_style not in ('mandarin', 'dialect'):
+        raise ValueError("reply_style must be 'mandarin' or 'dialect', got %r" % (reply_style,))
+    if reply_style == 'mandarin' or not dialect:
+        return MANDARIN_INSTRUCTION
+    key = dialect.strip().lower()
+    name = DIALECT_NAMES.get(key, dialect.strip())
+    if name == '普通话':
+        return MANDARIN_INSTRUCTION
+    if not name:
+        return UNKNOWN_DIALECT_INSTRUCTION
+    return DIALECT_INSTRUCTION.format(name=name)
+
+
+class ConversationMemory:
+    """Turns of one conversation plus the system prompt; thread-safe."""
+
+    def __init__(self, persona: str = DEFAULT_PERSONA, reply_style: str = 'mandarin',
+                 token_budget: int = 2048,
+                 count_tokens: Optional[Callable[[str], int]] = None,
+                 max_turns: int = 0) -> None:
+        dialect_instruction(reply_style, None)  # validates reply_style
+        self.persona = persona
+        self.reply_style = reply_style
+        self.token_budget = int(token_budget)
+        self.max_turns = int(max_turns)
+        self._count = count_tokens or (lambda text: max(1, len(text)))
+        self._turns: List[Dict[str, str]] = []
+        self._dialect: Optional[str] = None
+        self._lock = threading.Lock()
+
+    # Per-message overhead of the ChatML wrapping: <|im_start|>role\n ... <|im_end|>\n
+    _WRAP_TOKENS = 5
+
+    def set_dialect(self, dialect: Optional[str]) -> None:
+        """Dialect label of the latest user utterance (from the dialect stage)."""
+        with self._lock:
+            self._dialect = dialect
+
+    def system_prompt(self) -> str:
+        with self._lock:
+            dialect = self._dialect
+        parts = [p for p in (self.persona.strip(),
+                             dialect_instruction(self.reply_style, dialect)) if p]
+        return '\n'.join(parts)
+
+    def add_user(self, text: str) -> None:
+        with self._lock:
+            self._turns.append({'role': 'user', 'content': text})
+
+    def commit_assistant(self, spoken_text: str) -> None:
+        """Record the reply as far as it was spoken (think blocks removed).
+
+        Called after playback ends or is interrupted; an empty string (interrupted before
+        the first sentence) records nothing, so the next prompt just has two user turns.
+        """
+        text = strip_thinking(spoken_text or '').strip()
+        if not text:
+            return
+        with self._lock:
+            self._turns.append({'role': 'assistant', 'content': text})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._turns = []
+
+    @property
+    def turns(self) -> List[Dict[str, str]]:
+        with self._lock:
+            return [dict(t) for t in self._turns]
+
+    def _tokens(self, message: Dict[str, str]) -> int:
+        return self._count(message['content']) + self._WRAP_TOKENS
+
+    def messages(self, reserve_tokens: int = 0) -> List[Dict[str, str]]:
+        """System message + the newest turns that fit ``token_budget - reserve_tokens``.
+
+        The oldest turns are dropped permanently (whole user/assistant groups, so history
+        never starts with an orphan assistant reply); the newest user turn is always kept.
+        """
+        system = {'role': 'system', 'content': self.system_prompt()}
+        budget = self.token_budget - int(reserve_tokens) - self._tokens(system)
+        with self._lock:
+            turns = self._turns
+            if self.max_turns > 0:
+                users = [i for i, t in enumerate(turns) if t['role'] == 'user']
+                if len(users) > self.max_turns:
+                    del turns[:users[-self.max_turns]]
+            sizes = [self._tokens(t) for t in turns]
+            while len(turns) > 1 and sum(sizes) > budget:
+                # Drop the oldest group: one user turn and any assistant turns after it.
+                cut = 1
+                while cut < len(turns) - 1 and turns[cut]['role'] != 'user':
+                    cut += 1
+                del turns[:cut]
+                del sizes[:cut]
+            return [system] + [dict(t) for t in turns]

@@ -1,0 +1,89 @@
+"""Sampler against transformers' logits processors; conversation memory."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qwen_voice_ros.llm.memory import ConversationMemory, dialect_instruction, \
+    MANDARIN_INSTRUCTION
+from qwen_voice_ros.llm.sampling import apply_repetition_penalty, Sampler
+
+
+def test_greedy_and_repetition_penalty():
+    logits = np.array([1.0, 3.0, -2.0, 2.9], dtype=np.float32)
+    assert Sampler()(logits) == 1
+    # Token 1 seen: 3.0 / 1.5 = 2.0 < 2.9, so token 3 wins; negative logits are multiplied.
+    assert Sampler(repetition_penalty=1.5)(logits, [1, 2]) == 3
+    out = apply_repetition_penalty(logits, [1, 2, 99], 2.0)
+    np.testing.assert_allclose(out, [1.0, 1.5, -4.0, 2.9], rtol=1e-6)
+
+
+def test_sampling_support_matches_transformers_filters():
+    torch = pytest.importorskip('torch')
+    transformers = pytest.importorskip('transformers')
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1, size=300).astype(np.float32)
+    settings = dict(temperature=0.7, top_k=40, top_p=0.8, min_p=0.1)
+    procs = transformers.LogitsProcessorList([
+        transformers.TemperatureLogitsWarper(settings['temperature']),
+        transformers.TopKLogitsWarper(settings['top_k']),
+        transformers.TopPLogitsWarper(settings['top_p']),
+        transformers.MinPLogitsWarper(settings['min_p']),
+    ])
+    scores = procs(torch.zeros(1, 1, dtype=torch.long), torch.tensor(logits[None]))
+    allowed = set(torch.nonzero(torch.isfinite(scores[0])).flatten().tolist())
+    sampler = Sampler(seed=1, **settings)
+    drawn = {sampler(logits) for _ in range(3000)}
+    assert drawn <= allowed
+    assert len(drawn) >= len(allowed) - 1  # nearly all allowed tokens get drawn
+    assert len(allowed) > 2
+
+
+def test_seed_reproducible_and_top_p_exact_on_large_vocab():
+    logits = np.random.default_rng(3).normal(0, 1, size=151936).astype(np.float32)
+    a = [Sampler(temperature=1.0, top_p=0.9, seed=5)(logits) for _ in range(3)]
+    b = [Sampler(temperature=1.0, top_p=0.9, seed=5)(logits) for _ in range(3)]
+    assert a == b
+    with pytest.raises(ValueError):
+        Sampler(top_p=0.0)
+
+
+def test_dialect_instructions():
+    assert dialect_instruction('mandarin', 'yue') == MANDARIN_INSTRUCTION
+    assert '粤语' in dialect_instruction('dialect', 'yue')
+    assert '四川话' in dialect_instruction('dialect', 'sichuanese')
+    assert dialect_instruction('dialect', 'mandarin') == MANDARIN_INSTRUCTION
+    assert dialect_instruction('dialect', None) == MANDARIN_INSTRUCTION
+    with pytest.raises(ValueError):
+        dialect_instruction('klingon', None)
+
+
+def test_memory_budget_trims_oldest_turns_and_keeps_system():
+    memory = ConversationMemory(persona='你是机器人。', reply_style='dialect', token_budget=120)
+    memory.set_dialect('yue')
+    for i in range(10):
+        memory.add_user('问题%d：今天天气好吗' % i)
+        memory.commit_assistant('回答%d：天气很好。' % i)
+    memory.add_user('最后的问题')
+    messages = memory.messages()
+    assert messages[0]['role'] == 'system'
+    assert '你是机器人。' in messages[0]['content'] and '粤语' in messages[0]['content']
+    assert messages[-1] == {'role': 'user', 'content': '最后的问题'}
+    assert messages[1]['role'] == 'user'  # never starts with an orphan assistant reply
+    assert '问题0' not in str(messages) and '问题9' in str(messages)
+    total = sum(len(m['content']) + 5 for m in messages)
+    assert total <= 120
+    assert len(memory.messages(reserve_tokens=60)) < len(messages)
+
+
+def test_interrupted_reply_enters_history_as_spoken():
+    memory = ConversationMemory(token_budget=4096)
+    memory.add_user('讲个故事')
+    # Generated "从前有座山。山里有座庙。庙里有个老和尚。" but barge-in came after sentence two.
+    memory.commit_assistant('<think>\n\n</think>\n\n从前有座山。山里有座庙。')
+    memory.add_user('停')
+    memory.commit_assistant('')  # interrupted before the first sentence: nothing recorded
+    turns = memory.turns
+    assert turns == [{'role': 'user', 'content': '讲个故事'},
+                     {'role': 'assistant', 'content': '从前有座山。山里有座庙。'},
+                     {'role': 'user', 'content': '停'}]
