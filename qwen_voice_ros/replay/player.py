@@ -46,7 +46,7 @@ class Player:
         last_ns = self.messages[-1].timestamp_ns if self.messages else self.first_ns
         self.span_ns = last_ns - self.first_ns
         self.period_ns = self.span_ns + int(round(loop_gap_s * 1e9))
-        if loop and self.period_ns <= 0:
+        if (loop or (loops or 1) > 1) and self.period_ns <= 0:
             # A single-instant bag would loop without pause; give each repetition a second.
             self.period_ns = 10**9
         self.rate = float(rate)
