@@ -244,3 +244,22 @@ def test_chat_backend_trims_history_to_context(model):
     assert isinstance(''.join(backend.stream_chat(history, opts)), str)
     with pytest.raises(LLMError):
         backend.fit_messages([SYSTEM, {'role': 'user', 'content': '天气' * 400}], opts)
+
+
+def test_last_position_logits_graph(model, tmp_path):
+    import shutil
+    from qwen_voice_ros.llm.decode_graph import keep_last_logits_file
+    _, onnx_dir, reference = model
+    edited = tmp_path / 'last'
+    shutil.copytree(str(onnx_dir), str(edited))
+    keep_last_logits_file(edited / 'model.onnx')
+    engine = OnnxCausalLM(edited, max_prompt=16)
+    full = OnnxCausalLM(onnx_dir)
+    assert engine.last_logits_only and not full.last_logits_only
+    prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': '你好，今天天气怎么样？'}])
+    assert engine.generate(prompt, GREEDY_32, stop_token_ids=()) == \
+        reference_greedy(reference, prompt)
+    messages = [SYSTEM, {'role': 'user', 'content': '哪种方言？'}]
+    ours = engine.score_continuations(messages, ['粤语', '四川话'])
+    assert ours == pytest.approx(full.score_continuations(messages, ['粤语', '四川话']),
+                                 abs=1e-3)

@@ -11,7 +11,7 @@ ALL = ['CPUExecutionProvider', 'CUDAExecutionProvider', 'TensorrtExecutionProvid
 
 
 def qwen3_1_7b_inputs(layers=28):
-    """Inputs as optimum exports Qwen3-1.7B (8 KV heads, head_dim 128)."""
+    """Build the inputs as optimum exports Qwen3-1.7B (8 KV heads, head_dim 128)."""
     specs = [InputSpec('input_ids', ['batch_size', 'sequence_length'], 'tensor(int64)'),
              InputSpec('attention_mask', ['batch_size', 'past_sequence_length + 1'],
                        'tensor(int64)'),
