@@ -44,6 +44,6 @@ setup(
     maintainer_email='noreply@example.com',
     description='Voice stack for Chinese-speaking robots on ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    extras_require={'test': ['pytest']},
     entry_points={'console_scripts': CONSOLE_SCRIPTS},
 )

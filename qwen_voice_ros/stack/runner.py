@@ -30,6 +30,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                % ', '.join('%s:=...' % a for a in LAUNCH_ARGS))
     parser.add_argument('launch_args', nargs='*', metavar='NAME:=VALUE')
     parser.add_argument('--params-file', default='')
+    parser.add_argument('--extra-params-file', action='append', default=[],
+                        help='applied after params_file (repeatable)')
     parser.add_argument('--namespace', default='')
     parser.add_argument('--llm-backend', default='')
     parser.add_argument('--use-sim-time', action='store_true')
@@ -59,8 +61,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def stack_from_args(args: argparse.Namespace) -> List[NodeLaunch]:
-    return build_stack(args.enabled, args.params_file, args.namespace, args.llm_backend,
-                       args.use_sim_time, autostart=True)
+    stack = build_stack(args.enabled, args.params_file, args.namespace, args.llm_backend,
+                        args.use_sim_time, autostart=True)
+    for node in stack:
+        node.params_files.extend(getattr(args, 'extra_params_file', []))
+    return stack
 
 
 def describe(stack: List[NodeLaunch]) -> List[dict]:
