@@ -110,7 +110,7 @@ def _topic_matches(topic: str, wanted: Optional[Sequence[str]]) -> bool:
 
 
 def _qos_latched(profiles) -> bool:
-    """True when every recorded publisher offered transient-local durability."""
+    """Tell whether every recorded publisher offered transient-local durability."""
     from rosbags.interfaces import QosDurability
 
     profiles = list(profiles or ())
@@ -167,7 +167,7 @@ def string_cdr(text: str, distro: str = 'jazzy') -> bytes:
 
 
 def make_qos(latched: bool = False, depth: int = 10, reliable: bool = True):
-    """A rosbags Qos record (what rosbag2 stores as the publisher's offered QoS)."""
+    """Build a rosbags Qos record (what rosbag2 stores as a publisher's offered QoS)."""
     from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
                                     QosReliability, QosTime)
 
@@ -386,6 +386,6 @@ def msg_text_from_fields(fields: Dict[str, str]) -> Tuple[str, List[str]]:
 
 
 def msgdef_text(msgtype: str, distro: str = 'jazzy') -> str:
-    """The full (ROS 2 style, with dependencies) message definition stored in bags."""
+    """Return the full message definition (ROS 2 style, with dependencies) bags store."""
     text, _ = get_typestore(distro).generate_msgdef(normalize_msgtype(msgtype), ros_version=2)
     return text

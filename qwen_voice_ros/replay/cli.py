@@ -19,7 +19,7 @@ import json
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple  # noqa: F401 - type comments
 
 from qwen_voice_ros.replay import bags
 from qwen_voice_ros.replay.player import Player
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='record into this new bag folder (must not exist)')
     parser.add_argument('--record-topics', nargs='+', metavar='T',
                         help='topics to record, optionally typed as T:pkg/msg/Type '
-                             '(default: every topic that appears, except those played)')
+                             '(default: every topic that gets a publisher, played ones too)')
     parser.add_argument('--storage', choices=bags.STORAGES, default='sqlite3',
                         help='storage of the recorded bag (default sqlite3)')
     parser.add_argument('--distro', choices=bags.DISTROS, default='jazzy',
@@ -187,9 +187,6 @@ class Replay:
         return sum(1 for i in self.node.get_subscriptions_info_by_topic(topic)
                    if not self._is_me(i))
 
-    def _other_publishers(self, topic: str):
-        return [i for i in self.node.get_publishers_info_by_topic(topic) if not self._is_me(i)]
-
     def discover(self) -> None:
         """Subscribe to every wanted topic that now has a publisher and a known type."""
         if self.recorder is None:
@@ -197,7 +194,7 @@ class Replay:
         if self.record_all:
             wanted = {}  # type: Dict[str, Optional[str]]
             for name, types in self.node.get_topic_names_and_types():
-                if name in IGNORED_TOPICS or name in self.publishers:
+                if name in IGNORED_TOPICS:
                     continue
                 wanted[name] = types[0] if types else None
         else:
@@ -205,7 +202,9 @@ class Replay:
         for topic, msgtype in sorted(wanted.items()):
             if topic in self.subscriptions:
                 continue
-            publishers = self._other_publishers(topic)
+            # This tool's own publishers count: recording what was played keeps the output
+            # bag self-contained (the report needs the transcript events).
+            publishers = self.node.get_publishers_info_by_topic(topic)
             if not publishers:
                 # Subscribe once a publisher exists, so the QoS can follow its offer.
                 continue

@@ -1,0 +1,163 @@
+"""End to end: qwen-voice-replay publishes a bag, an echo node answers, the answers are recorded.
+
+Each test runs the replay CLI and a small rclpy echo node (test/replay_echo.py) as
+subprocesses on their own ROS domain, limited to localhost discovery.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from qwen_voice_ros.replay import bags
+
+pytest.importorskip('rclpy')
+pytestmark = pytest.mark.ros
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+TURNS = ['你好', '今天天气怎么样？', '给我讲个笑话', 'bye', '再见啦']
+GAP_S = 0.4
+# Per-gap tolerance on a loaded 2-core machine (observed: within +-5 ms when idle).
+GAP_TOLERANCE_S = 0.06
+
+
+@pytest.fixture
+def ros_env():
+    env = dict(os.environ)
+    env.update({
+        'ROS_DOMAIN_ID': str(random.randint(101, 230)),
+        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
+        'FASTRTPS_DEFAULT_PROFILES_FILE': os.path.join(REPO, 'config',
+                                                       'fastdds_fast_discovery.xml'),
+        'PYTHONUNBUFFERED': '1',
+        'PYTHONPATH': REPO + os.pathsep + env.get('PYTHONPATH', ''),
+    })
+    env.pop('ROS_LOCALHOST_ONLY', None)
+    return env
+
+
+@pytest.fixture
+def children():
+    procs = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=3)
+
+
+def start_echo(env, children, pairs, *extra):
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, 'replay_echo.py')]
+                            + list(pairs) + list(extra),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    children.append(proc)
+    assert proc.stdout.readline().strip() == 'ready', 'echo node did not start'
+    return proc
+
+
+def replay_command():
+    script = shutil.which('qwen-voice-replay', path=os.path.dirname(sys.executable))
+    return [script] if script else [sys.executable, '-m', 'qwen_voice_ros.replay.cli']
+
+
+def run_replay(env, children, *args, timeout=40):
+    proc = subprocess.Popen(replay_command() + [str(a) for a in args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children.append(proc)
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out, err, json.loads(out.strip().splitlines()[-1])
+
+
+def decoded(path, topic):
+    return [(m.timestamp_ns, bags.deserialize(m).data)
+            for m in bags.read_messages(path, [topic])]
+
+
+def assert_gaps(stamps_ns, expected_gap_s):
+    gaps = [(b - a) / 1e9 for a, b in zip(stamps_ns, stamps_ns[1:])]
+    assert gaps == pytest.approx([expected_gap_s] * len(gaps), abs=GAP_TOLERANCE_S), gaps
+
+
+@pytest.mark.parametrize('rate,in_storage,out_storage', [
+    (1.0, 'sqlite3', 'mcap'),
+    (2.0, 'mcap', 'sqlite3'),
+])
+def test_replay_through_echo_node_keeps_content_and_timing(
+        tmp_path, ros_env, children, rate, in_storage, out_storage):
+    source = tmp_path / 'in'
+    bags.write_text_turns_bag(source, TURNS, gap_s=GAP_S, storage=in_storage, with_events=True)
+    start_echo(ros_env, children, ['transcript:echo', 'voice/events:events_echo'])
+    out_bag = tmp_path / 'out'
+    out, _err, summary = run_replay(
+        ros_env, children, source, '--rate', rate, '--record', out_bag,
+        '--record-topics', 'echo', 'events_echo', 'voice/events:std_msgs/msg/String',
+        '--storage', out_storage, '--tail-s', 0.5, '--wait-subscribers-s', 10,
+        '--report', '--json')
+
+    assert summary['published'] == {'/transcript': len(TURNS), '/voice/events': len(TURNS)}
+    assert summary['recorded'] == {'/echo': len(TURNS), '/events_echo': len(TURNS),
+                                   '/voice/events': len(TURNS)}
+    assert summary['output'] == str(out_bag)
+    assert (out_bag / 'metadata.yaml').exists()
+    assert {i.topic: i.count for i in bags.topic_infos(out_bag)}['/echo'] == len(TURNS)
+
+    echoed = decoded(out_bag, 'echo')
+    assert [text for _, text in echoed] == TURNS
+    assert_gaps([stamp for stamp, _ in echoed], GAP_S / rate)
+    span_s = (echoed[-1][0] - echoed[0][0]) / 1e9
+    assert span_s == pytest.approx((len(TURNS) - 1) * GAP_S / rate, abs=GAP_TOLERANCE_S)
+    # Replay plus tail, not much more (start-up and discovery are not counted).
+    assert summary['duration_s'] < span_s + 0.5 + 1.5
+
+    # The events went out and came back intact; the report follows them per turn.
+    events = [json.loads(text) for _, text in decoded(out_bag, 'events_echo')]
+    assert [e['text'] for e in events] == TURNS
+    for turn in TURNS:
+        assert turn in out
+
+
+def test_clock_drives_sim_time_of_a_subscriber(tmp_path, ros_env, children):
+    source = tmp_path / 'in'
+    stamps = bags.write_text_turns_bag(source, TURNS[:3], gap_s=0.3)
+    start_echo(ros_env, children, ['transcript:echo'], '--stamp', '--ros-args', '-p',
+               'use_sim_time:=true')
+    out_bag = tmp_path / 'out'
+    _out, _err, summary = run_replay(
+        ros_env, children, source, '--clock', '200', '--record', out_bag,
+        '--record-topics', 'echo', '--tail-s', 0.3, '--json')
+    assert summary['recorded'] == {'/echo': 3}
+    echoed = decoded(out_bag, 'echo')
+    texts = [text.rsplit('|', 1) for _, text in echoed]
+    assert [t for t, _ in texts] == TURNS[:3]
+    sim_ns = [int(ns) for _, ns in texts]
+    # The echo node's clock is the bag's time (2023), not wall time, and it advanced with the
+    # bag: each message arrived when /clock said roughly its recorded stamp.
+    for got, recorded in zip(sim_ns, stamps):
+        assert abs(got - recorded) < 0.1e9, (got, recorded)
+    assert sim_ns == sorted(sim_ns)
+
+
+def test_loop_and_topic_filter(tmp_path, ros_env, children):
+    source = tmp_path / 'in'
+    bags.write_text_turns_bag(source, TURNS[:2], gap_s=0.2, storage='mcap', with_events=True)
+    start_echo(ros_env, children, ['transcript:echo'])
+    out_bag = tmp_path / 'out'
+    _out, _err, summary = run_replay(
+        ros_env, children, source, '--topics', 'transcript', '--loops', 3, '--loop-gap-s', 0.2,
+        '--rate', 2, '--record', out_bag, '--record-topics', 'echo', '--tail-s', 0.3, '--json')
+    assert summary['published'] == {'/transcript': 6}
+    echoed = decoded(out_bag, 'echo')
+    assert [text for _, text in echoed] == TURNS[:2] * 3
+    # In bag time: 0.2 s between the two turns, 0.2 s gap before each repetition; at rate 2.
+    assert_gaps([stamp for stamp, _ in echoed], 0.1)
