@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -161,3 +162,78 @@ def test_loop_and_topic_filter(tmp_path, ros_env, children):
     assert [text for _, text in echoed] == TURNS[:2] * 3
     # In bag time: 0.2 s between the two turns, 0.2 s gap before each repetition; at rate 2.
     assert_gaps([stamp for stamp, _ in echoed], 0.1)
+
+
+def test_audio_types_and_latched_info_round_trip_through_the_graph(tmp_path, ros_env, children):
+    """Latched AudioInfo and raw AudioDataStamped go out and come back decodable."""
+    import numpy as np
+    from rosbags.interfaces import QosDurability
+    from rosbags.rosbag2 import Reader
+
+    types = bags.get_typestore().types
+    info = types['audio_common_msgs/msg/AudioInfo'](
+        channels=1, sample_rate=16000, sample_format='S16LE', bitrate=256000,
+        coding_format='WAVE')
+    source = tmp_path / 'audio'
+    pcm = (np.arange(640) % 251).astype(np.uint8)
+    with bags.BagRecorder(source, storage='mcap') as rec:
+        rec.add_topic('/tts/audio_info', 'audio_common_msgs/msg/AudioInfo', latched=True)
+        rec.add_topic('/tts/audio', 'audio_common_msgs/msg/AudioDataStamped')
+        rec.write('/tts/audio_info', bags.DEFAULT_START_NS,
+                  bags.serialize(info, 'audio_common_msgs/msg/AudioInfo'))
+        for i in range(4):
+            header = types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](sec=1700000000, nanosec=i * 20000000),
+                frame_id='t-audio-0001')
+            msg = types['audio_common_msgs/msg/AudioDataStamped'](
+                header=header, audio=types['audio_common_msgs/msg/AudioData'](data=pcm[i:]))
+            rec.write('/tts/audio', bags.DEFAULT_START_NS + (i + 1) * 20000000,
+                      bags.serialize(msg, 'audio_common_msgs/msg/AudioDataStamped'))
+
+    out_bag = tmp_path / 'out'
+    _out, _err, summary = run_replay(
+        ros_env, children, source, '--wait-for-subscribers', 0, '--record', out_bag,
+        '--record-topics', 'tts/audio_info', 'tts/audio', '--tail-s', 0.3, '--json')
+    assert summary['published'] == {'/tts/audio_info': 1, '/tts/audio': 4}
+    assert summary['recorded'] == {'/tts/audio_info': 1, '/tts/audio': 4}
+    got = [bags.deserialize(m) for m in bags.read_messages(out_bag, ['tts/audio'])]
+    assert [list(m.audio.data) for m in got] == [list(pcm[i:]) for i in range(4)]
+    assert [m.header.stamp.nanosec for m in got] == [i * 20000000 for i in range(4)]
+    assert {m.header.frame_id for m in got} == {'t-audio-0001'}
+    (latched_info,) = [bags.deserialize(m) for m in bags.read_messages(out_bag,
+                                                                       ['tts/audio_info'])]
+    assert (latched_info.sample_rate, latched_info.coding_format) == (16000, 'WAVE')
+    with Reader(out_bag) as reader:
+        durability = {c.topic: c.ext.offered_qos_profiles[0].durability
+                      for c in reader.connections}
+        msgtypes = {c.topic: c.msgtype for c in reader.connections}
+    assert durability == {'/tts/audio_info': QosDurability.TRANSIENT_LOCAL,
+                          '/tts/audio': QosDurability.VOLATILE}
+    assert msgtypes['/tts/audio'] == 'audio_common_msgs/msg/AudioDataStamped'
+
+
+def test_ctrl_c_ends_an_endless_loop_and_still_writes_the_bag(tmp_path, ros_env, children):
+    source = tmp_path / 'in'
+    bags.write_text_turns_bag(source, TURNS[:2], gap_s=0.1)
+    out_bag = tmp_path / 'out'
+    proc = subprocess.Popen(
+        replay_command() + [str(source), '--loop', '--wait-for-subscribers', '0', '--record',
+                            str(out_bag), '--record-topics', 'transcript', '--json'],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children.append(proc)
+    # The recorder announces itself just before playing starts.
+    for line in proc.stderr:
+        if 'recording /transcript' in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _err = proc.communicate(timeout=15)
+    assert proc.returncode == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary['interrupted'] is True
+    published = summary['published']['/transcript']
+    assert published >= 6  # one message every 0.1 s for about a second
+    texts = [bags.deserialize(m).data for m in bags.read_messages(out_bag)]
+    assert len(texts) == summary['recorded']['/transcript']
+    assert published - 2 <= len(texts) <= published
+    assert texts == (TURNS[:2] * len(texts))[:len(texts)]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 import threading
 import time
@@ -320,6 +321,17 @@ class Replay:
         self._spin_thread.join(timeout=1.0)
 
 
+def _init_rclpy(args: List[str]) -> None:
+    import rclpy
+
+    try:
+        from rclpy.signals import SignalHandlerOptions
+    except ImportError:  # older rclpy: its handler shuts the context down on Ctrl-C
+        rclpy.init(args=args)
+        return
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     import rclpy
     from rclpy.utilities import remove_ros_args
@@ -341,23 +353,31 @@ def main(argv: Optional[List[str]] = None) -> int:
                     start_offset_s=args.start_offset_s, loop_gap_s=args.loop_gap_s,
                     clock_hz=args.clock)
 
-    rclpy.init(args=['qwen-voice-replay'] + argv)
     stop = threading.Event()
+
+    def on_signal(signum, frame):
+        # Stop playing, but keep the ROS context alive so the recording is closed properly.
+        stop.set()
+        player.stop()
+
+    _init_rclpy(['qwen-voice-replay'] + argv)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     replay = None
     started = time.monotonic()
     recorded = {}  # type: Dict[str, int]
-    interrupted = False
     try:
         replay = Replay(args, infos)
         replay.wait_ready(player, stop)
         started = time.monotonic()
         on_clock = replay.publish_clock if args.clock is not None else None
-        player.run(replay.publish, on_clock=on_clock)
-        player.idle(args.tail_s, on_clock=on_clock)
-    except KeyboardInterrupt:
-        interrupted = True
-        player.stop()
+        if not stop.is_set():
+            player.run(replay.publish, on_clock=on_clock)
+        if not stop.is_set():
+            player.idle(args.tail_s, on_clock=on_clock)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        interrupted = stop.is_set()
         duration = time.monotonic() - started
         if replay is not None:
             recorded = replay.finish()
@@ -384,7 +404,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                           'duration_s': round(duration, 3), 'output': args.record,
                           'interrupted': interrupted}, ensure_ascii=False), file=out)
     out.flush()
-    return 130 if interrupted else 0
+    # Ctrl-C is how an endless --loop ends, so that is a success; elsewhere it is not.
+    if interrupted and not (args.loop and not args.loops):
+        return 130
+    return 0
 
 
 if __name__ == '__main__':
