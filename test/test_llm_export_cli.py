@@ -74,21 +74,33 @@ def test_fp32_export_has_kv_cache_signature_and_matches_transformers(fp32_export
     assert not (out / '.work').exists()
     info = json.loads((out / 'export_info.json').read_text())
     assert info['status'] == 'ok'
-    assert info['quantization'] == {'scheme': 'none'}
+    assert info['quantization'] == {'scheme': 'none', 'external_data': False,
+                                    'last_logits_only': True}
     assert info['opset'] == 17
-    assert info['max_abs_diff'] < 1e-3
-    assert info['validation']['kv_step_max_abs_diff'] < 1e-3
-    assert info['argmax_agreement'] == 1.0
-    assert info['validation']['prompts'] == 3
+    # Both the graph as exported (all positions) and the shipped one (LM head on the last
+    # position only, the engine's faster graph) match transformers.
+    assert info['validation']['last_logits_only'] is True
+    assert info['validation']['positions'] == 3  # one per prompt
+    assert info['validation']['fp32']['last_logits_only'] is False
+    assert info['validation']['fp32']['positions'] > 3 * 5
+    for result in (info['validation'], info['validation']['fp32']):
+        assert result['max_abs_diff'] < 1e-3
+        assert result['kv_step_max_abs_diff'] < 1e-3
+        assert result['argmax_agreement'] == 1.0
+        assert result['prompts'] == 3
     assert info['onnx_bytes'] == (out / 'model.onnx').stat().st_size
     assert set(info['seconds']) >= {'export', 'validate', 'total'}
 
 
 def test_json_summary_is_the_last_stdout_line(tiny_hf_dir, tmp_path, capsys):
     code, summary = run_cli(capsys, ['--model', tiny_hf_dir, '--out', tmp_path / 'o',
-                                     '--no-validate', '--json'])
+                                     '--no-validate', '--all-logits', '--json'])
     assert code == 0
     assert summary['status'] == 'ok'
+    assert summary['quantization']['last_logits_only'] is False
+    _, _, graph = graph_io(tmp_path / 'o' / 'model.onnx')
+    logits_dims = [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim]
+    assert logits_dims[1] == 'sequence_length'  # every position, as optimum exported it
     assert 'validation' not in summary and 'max_abs_diff' not in summary
     assert summary['model_onnx'] == str(tmp_path / 'o' / 'model.onnx')
     assert summary['files']['model.onnx'] == summary['onnx_bytes'] > 0
@@ -115,6 +127,7 @@ def test_quantised_graph_uses_matmulnbits_and_still_runs(tiny_hf_dir, tmp_path, 
     assert not (out / '.work').exists()  # the fp32 staging graph is removed
     assert summary['quantization']['scheme'] == scheme
     assert summary['quantization']['untied_matmul_weights'] == 1
+    assert summary['quantization']['last_logits_only'] is True
     # Validation compares both graphs: the fp32 one exactly, the quantised one loosely.
     assert summary['validation']['fp32']['max_abs_diff'] < 1e-3
     assert np.isfinite(summary['max_abs_diff'])
@@ -193,21 +206,3 @@ def test_trt_prebuild_without_tensorrt_fails_that_step_only(fp32_export, tmp_pat
     assert 'TensorrtExecutionProvider' in summary['trt']['error']
     assert (out / 'model.onnx').read_bytes() == before
     assert 'trt_prebuild' in summary['seconds']
-
-
-def test_fallback_trt_profile_covers_every_graph_input(fp32_export, tmp_path):
-    from qwen_voice_ros.llm.export.trt_prebuild import fallback_trt_options
-    _, out = fp32_export
-    options = fallback_trt_options(out / 'model.onnx', tmp_path / 'cache', max_context=256)
-    assert options['trt_engine_cache_enable'] == 'True'
-    assert options['trt_engine_cache_path'] == str(tmp_path / 'cache')
-    inputs, _, graph = graph_io(out / 'model.onnx')
-    kv_dims = [d.dim_value for d in graph.input[3].type.tensor_type.shape.dim]
-    for key, (seq, past) in (('min', (1, 0)), ('opt', (1, 128)), ('max', (256, 255))):
-        shapes = dict(item.split(':') for item in options['trt_profile_%s_shapes' % key]
-                      .split(','))
-        assert sorted(shapes) == sorted(inputs)
-        assert shapes['input_ids'] == '1x%d' % seq
-        assert shapes['attention_mask'] == '1x%d' % (seq + past)
-        kv_shape = '1x%dx%dx%d' % (kv_dims[1], past, kv_dims[3])
-        assert shapes['past_key_values.1.value'] == kv_shape

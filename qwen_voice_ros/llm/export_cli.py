@@ -67,10 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
                              'without --model/--offline-pack, use the model.onnx already in --out')
     parser.add_argument('--trt-cache', metavar='DIR',
                         help='TensorRT engine cache directory (default: OUT/trt_cache)')
-    parser.add_argument('--trt-max-context', type=int, default=1024,
-                        help='largest prompt+reply length the TensorRT profile covers')
+    parser.add_argument('--trt-max-context', type=int, default=4096,
+                        help="TensorRT profile: prompt+reply tokens (use the LLM node's "
+                             'max_context; default 4096, the engine default)')
+    parser.add_argument('--trt-max-prompt', type=int, default=1024,
+                        help="TensorRT profile: tokens prefilled at once (the LLM node's "
+                             'max_prompt; default 1024)')
     parser.add_argument('--trt-fp32', action='store_true',
                         help='build FP32 TensorRT engines (default FP16)')
+    parser.add_argument('--last-logits-only', dest='last_logits_only', action='store_true',
+                        default=True,
+                        help='LM head on the last position only (the engine\'s faster graph; '
+                             'default)')
+    parser.add_argument('--all-logits', dest='last_logits_only', action='store_false',
+                        help='keep logits for every position (optimum\'s graph as exported)')
     parser.add_argument('--opset', type=int, default=17,
                         help='ONNX opset (default 17, the TensorRT 8.5 ceiling)')
     parser.add_argument('--keep-intermediate', action='store_true',
@@ -113,7 +123,7 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
     if args.model is not None:
         source, local_dir = onnx_export.resolve_model(args.model)  # fails fast, exit 2
         summary['model'] = args.model
-    total = 0 if prebuild_only else 1 + quantize + bool(args.validate)
+    total = 0 if prebuild_only else 2 + bool(args.validate)
     total += 2 * bool(args.offline_pack) + bool(args.trt_prebuild)
     progress = Progress(total)
     summary['out_dir'] = str(out_dir)
@@ -137,52 +147,65 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
     final_model = out_dir / MODEL_FILE
     if not prebuild_only:
         summary['opset'] = args.opset
-        export_dir = work_dir / 'fp32' if quantize else out_dir
-        with progress.step('export', 'exporting ONNX (opset {}, text-generation-with-past)'
-                           .format(args.opset)):
+        stage_dir = work_dir / 'fp32'
+        with progress.step('export', 'exporting ONNX (opset {}, {})'.format(
+                args.opset, onnx_export.TASK)):
             with warnings.catch_warnings():
                 if not args.verbose:
                     warnings.simplefilter('ignore')
-                fp32_model = onnx_export.export_onnx(source, export_dir, opset=args.opset,
-                                                     local_dir=local_dir,
-                                                     trust_remote_code=args.trust_remote_code)
+                fp32_model = onnx_export.export_onnx(
+                    source, stage_dir, opset=args.opset, local_dir=local_dir,
+                    trust_remote_code=args.trust_remote_code)
             progress.info('{} ({:.1f} MB with external data)'.format(
-                fp32_model, sum(p.stat().st_size for p in onnx_export.onnx_files(export_dir))
-                / 1e6))
-        summary['quantization'] = {'scheme': 'none'}
+                fp32_model, onnx_export.onnx_bytes(stage_dir) / 1e6))
+        edit = ', LM head on the last position only' if args.last_logits_only else ''
         if quantize:
             from qwen_voice_ros.llm.export.quantize import quantize_weights
 
-            with progress.step('quantize', 'quantising MatMul weights to {} (block {})'.format(
-                    args.quantize, args.block_size)):
+            with progress.step('quantize', 'quantising MatMul weights to {} (block {}{})'.format(
+                    args.quantize, args.block_size, edit)):
                 summary['quantization'] = quantize_weights(
                     fp32_model, final_model, args.quantize, block_size=args.block_size,
-                    symmetric=args.symmetric, accuracy_level=args.accuracy_level)
-                onnx_export.copy_sidecar_files(export_dir, out_dir, overwrite=True)
+                    symmetric=args.symmetric, accuracy_level=args.accuracy_level,
+                    last_logits_only=args.last_logits_only)
                 progress.info('{} MatMulNBits nodes'.format(
                     summary['quantization']['matmulnbits_nodes']))
+        else:
+            from qwen_voice_ros.llm.export.quantize import finalize_float
+
+            with progress.step('finalize', 'writing the float graph' + edit):
+                if args.last_logits_only:
+                    external = finalize_float(fp32_model, final_model, True)
+                else:  # nothing to change: move the staged files instead of copying GBs
+                    external = onnx_export.move_onnx(stage_dir, out_dir)
+                    fp32_model = final_model
+            summary['quantization'] = {'scheme': 'none', 'external_data': external,
+                                       'last_logits_only': args.last_logits_only}
+        onnx_export.copy_sidecar_files(stage_dir, out_dir, overwrite=True)
         if args.validate:
             from qwen_voice_ros.llm.export.validate import validate
 
-            graphs = [fp32_model] + ([final_model] if quantize else [])
+            graphs = [fp32_model] + ([final_model] if final_model != fp32_model else [])
             with progress.step('validate', 'comparing logits with transformers'):
                 results = validate(source, graphs)
             fp32_result = results[0]
-            _print_validation(progress, 'fp32 graph', fp32_result)
+            _print_validation(progress, 'exported fp32 graph', fp32_result)
             validation = dict(results[-1])
-            if quantize:
-                _print_validation(progress, args.quantize + ' graph', results[-1])
+            if len(results) > 1:
+                _print_validation(progress, 'final graph', results[-1])
                 validation['fp32'] = fp32_result
             summary['validation'] = validation
             summary['max_abs_diff'] = validation['max_abs_diff']
             summary['argmax_agreement'] = validation['argmax_agreement']
-            tolerance = args.atol * max(1.0, float(fp32_result['max_abs_logit']))
-            if fp32_result['max_abs_diff'] > tolerance:
+            limit = args.atol * max(1.0, float(fp32_result['max_abs_logit']))
+            float_results = [r for r in results if r is fp32_result or not quantize]
+            worst = max(float(r['max_abs_diff']) for r in float_results)
+            if worst > limit:
                 raise ValidationFailed(
-                    'fp32 graph differs from transformers by {:.3g} > tolerance {:.3g}; '
-                    'files kept in {}'.format(fp32_result['max_abs_diff'], tolerance, out_dir))
-        if quantize and not args.keep_intermediate:
-            onnx_export.remove_tree(work_dir / 'fp32')
+                    'float graph differs from transformers by {:.3g} > tolerance {:.3g}; '
+                    'files kept in {}'.format(worst, limit, out_dir))
+        if not args.keep_intermediate:
+            onnx_export.remove_tree(stage_dir)
 
     exit_code = 0
     if args.trt_prebuild:
@@ -192,8 +215,9 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
         try:
             with progress.step('trt_prebuild', 'building the TensorRT engine cache in {}'.format(
                     cache_dir)):
-                summary['trt'] = prebuild(final_model, cache_dir, fp16=not args.trt_fp32,
-                                          max_context=args.trt_max_context)
+                summary['trt'] = prebuild(out_dir, cache_dir, fp16=not args.trt_fp32,
+                                          max_context=args.trt_max_context,
+                                          max_prompt=args.trt_max_prompt)
             for warning in summary['trt'].get('warnings', []):
                 progress.info('warning: ' + warning)
         except TensorRTUnavailable as exc:

@@ -129,6 +129,21 @@ def export_onnx(source: str, out_dir: Path, opset: int = DEFAULT_OPSET,
     return model_path
 
 
+def onnx_bytes(out_dir: Path) -> int:
+    return sum(p.stat().st_size for p in onnx_files(out_dir))
+
+
+def move_onnx(src_dir: Path, dst_dir: Path) -> bool:
+    """Move ``model.onnx`` (+ external data) from ``src_dir``; return whether data was moved."""
+    for stale in onnx_files(dst_dir):
+        stale.unlink()
+    moved_data = False
+    for path in onnx_files(src_dir):
+        os.replace(str(path), str(Path(dst_dir) / path.name))
+        moved_data = moved_data or path.name == EXTERNAL_DATA_FILE
+    return moved_data
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob('*') if p.is_file())
 

@@ -92,12 +92,13 @@ def fold_transposed_weights(model) -> int:
 
 
 def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: int = 32,
-                     symmetric: bool = False, accuracy_level: Optional[int] = None
-                     ) -> Dict[str, object]:
+                     symmetric: bool = False, accuracy_level: Optional[int] = None,
+                     last_logits_only: bool = False) -> Dict[str, object]:
     """Quantise ``src_model``'s MatMul weights to ``scheme`` ('int4'|'int8') into ``dst_model``.
 
     ``src_model``'s external data (if any) is read from its own directory, so ``dst_model``
     should live in another directory (or replace the source only after this returns).
+    ``last_logits_only`` also applies the engine's LM-head-on-the-last-position edit.
     """
     if scheme not in BITS:
         raise ExportError('unknown quantisation {!r}; choose one of {}'.format(
@@ -123,6 +124,9 @@ def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: 
     if replaced == 0:
         raise ExportError('no MatMul weight was quantised in {} (weights not constant?)'.format(
             src_model))
+    if last_logits_only:
+        from qwen_voice_ros.llm.decode_graph import keep_last_logits
+        keep_last_logits(quantized)
     external = save_onnx(quantized, Path(dst_model))
     return {
         'scheme': scheme, 'bits': BITS[scheme], 'block_size': block_size,
@@ -131,4 +135,30 @@ def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: 
         'untied_matmul_weights': untied,
         'float_matmul_nodes_left': sum(1 for n in quantized.graph.node if n.op_type == 'MatMul'),
         'external_data': external,
+        'last_logits_only': last_logits_only,
     }
+
+
+def finalize_float(src_model: Path, dst_model: Path, last_logits_only: bool) -> bool:
+    """Write the unquantised graph to ``dst_model`` (optionally last-position logits only).
+
+    Returns whether external data was used.
+    """
+    import onnx
+
+    if not last_logits_only:
+        import shutil
+
+        stale = Path(dst_model).parent / EXTERNAL_DATA_FILE
+        if stale.exists():
+            stale.unlink()
+        shutil.copyfile(str(src_model), str(dst_model))
+        src_data = Path(src_model).parent / EXTERNAL_DATA_FILE
+        if src_data.exists():
+            shutil.copyfile(str(src_data), str(stale))
+        return src_data.exists()
+    from qwen_voice_ros.llm.decode_graph import keep_last_logits
+
+    model = onnx.load(str(src_model))
+    keep_last_logits(model)
+    return save_onnx(model, Path(dst_model))
