@@ -12,6 +12,8 @@ import types
 
 import pytest
 
+pytest.importorskip('lifecycle_msgs')  # the launch file imports it
+
 from qwen_voice_ros.stack import runner
 from qwen_voice_ros.stack.description import NODES
 
