@@ -53,6 +53,8 @@ class NgramModel(object):
                  orders: Sequence[int] = NGRAM_ORDERS):
         self.vocab = vocab
         self.index = {name: i for i, name in enumerate(vocab)}
+        # Character n-grams looked up without the 'c:' prefix (hot path, no string building).
+        self.char_index = {name[2:]: i for i, name in enumerate(vocab) if name.startswith('c:')}
         self.weights = np.asarray(weights, dtype=np.float32)
         self.bias = np.asarray(bias, dtype=np.float32)
         self.temperature = float(temperature)
@@ -80,17 +82,34 @@ class NgramModel(object):
                             orders=np.array(self.orders, dtype=np.int32))
 
     def logits(self, text: str) -> np.ndarray:
-        feats = extract_features(text, self.lexicon, self.orders)
-        rows = []
-        values = []
-        for name, value in feats.items():
-            idx = self.index.get(name)
-            if idx is not None:
-                rows.append(idx)
-                values.append(value)
+        char_index = self.char_index
+        padded = ' ' + text + ' '
+        length = len(padded)
+        grams = set()
+        for n in self.orders:
+            for i in range(length - n + 1):
+                grams.add(padded[i:i + n])
+        rows = [char_index[g] for g in grams if g in char_index]
         out = self.bias.copy()
         if rows:
-            out += np.asarray(values, dtype=np.float32) @ self.weights[rows]
+            out += self.weights[rows].sum(axis=0)
+        totals: Dict[str, float] = {}
+        extra_rows = []
+        extra_values = []
+        for entry, count in self.lexicon.matches(text):
+            idx = self.index.get('m:' + entry.key)
+            if idx is not None and idx not in extra_rows:  # duplicate lexicon keys count once
+                extra_rows.append(idx)
+                extra_values.append(1.0)
+            for label, weight in entry.weights.items():
+                totals[label] = totals.get(label, 0.0) + weight * min(count, 3)
+        for label, value in totals.items():
+            idx = self.index.get('e:' + label)
+            if idx is not None:
+                extra_rows.append(idx)
+                extra_values.append(min(value, 9.0) / 3.0)
+        if extra_rows:
+            out += np.asarray(extra_values, dtype=np.float32) @ self.weights[extra_rows]
         return out
 
     def predict_proba(self, text: str) -> np.ndarray:

@@ -72,7 +72,8 @@ def written_examples(path: str) -> List[Example]:
 _CANTONESE_CUES = re.compile('[佢哋咗嘅喺啲嘢睇嚟揾搵畀瞓攰谂啱嗰噉㗎喎啩啫咁冇唔係系乜咩]')
 
 
-def pycantonese_examples(limit: int = 900, seed: int = 13) -> List[Example]:
+def pycantonese_examples(limit: int = 900, seed: int = 13,
+                         weight: float = 0.3) -> List[Example]:
     """Cantonese sentences from the corpora bundled with pycantonese (build-time dependency).
 
     HKCanCor (CC BY 4.0), Common Voice yue sentences, CTCPC Cantonese side (CC0).  Only sentences
@@ -112,7 +113,7 @@ def pycantonese_examples(limit: int = 900, seed: int = 13) -> List[Example]:
             cands.append(sent)
         rng.shuffle(cands)
         for sent in cands[:per_pool]:
-            out.append(Example(sent, 'cantonese', 1.0, '', source))
+            out.append(Example(sent, 'cantonese', weight, '', source))
     return out
 
 
@@ -266,11 +267,15 @@ def stratified_group_folds(examples: Sequence[Example], k: int = 5,
 
 
 def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
-                   l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0,
-                   log=None) -> Tuple[np.ndarray, List[int]]:
-    """Out-of-fold logits for every dev row (the fold's rows never in training or dedup pool)."""
+                   l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0, variants=None,
+                   log=None) -> Tuple[Dict[str, np.ndarray], List[int]]:
+    """Out-of-fold logits for every dev row, per text variant (``{'plain': identity}`` default).
+
+    The fold's held-out rows are never in training, and extra rows close to them are dropped.
+    """
+    variants = variants or {'plain': lambda text: text}
     folds = stratified_group_folds(dev, k, seed)
-    logits = np.zeros((len(dev), len(DIALECT_LABELS)))
+    logits = {name: np.zeros((len(dev), len(DIALECT_LABELS))) for name in variants}
     lexicon = MarkerLexicon()
     for fold in range(k):
         train_dev = [ex for ex, f in zip(dev, folds) if f != fold]
@@ -280,7 +285,8 @@ def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
         model = train(pool, l2=l2, lexicon=lexicon)
         for i, (ex, f) in enumerate(zip(dev, folds)):
             if f == fold:
-                logits[i] = model.logits(normalize_text(ex.text))
+                for name, fn in variants.items():
+                    logits[name][i] = model.logits(normalize_text(fn(ex.text)))
         if log:
             log('fold %d: trained on %d rows (%d extra kept), %d features' % (
                 fold, len(pool), len(clean_extra), len(model.vocab)))
