@@ -243,3 +243,15 @@ def test_ctrl_c_ends_an_endless_loop_and_still_writes_the_bag(tmp_path, ros_env,
     assert len(texts) == summary['recorded']['/transcript']
     assert published - 2 <= len(texts) <= published
     assert texts == (TURNS[:2] * len(texts))[:len(texts)]
+
+
+def test_cli_refuses_bad_input_before_touching_ros(tmp_path, capsys):
+    from qwen_voice_ros.replay import cli
+
+    assert cli.main([str(tmp_path / 'missing')]) == 2
+    assert 'cannot read bag' in capsys.readouterr().err
+    source = tmp_path / 'in'
+    bags.write_text_turns_bag(source, ['x'])
+    assert cli.main([str(source), '--record', str(source)]) == 2
+    assert 'exists already' in capsys.readouterr().err
+    assert cli.main([str(source), '--rate', '0']) == 2

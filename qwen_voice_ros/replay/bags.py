@@ -103,7 +103,7 @@ def normalize_topic(topic: str) -> str:
     return topic if topic.startswith('/') else '/' + topic
 
 
-def _topic_matches(topic: str, wanted: Optional[Sequence[str]]) -> bool:
+def topic_matches(topic: str, wanted: Optional[Sequence[str]]) -> bool:
     if not wanted:
         return True
     return normalize_topic(topic) in {normalize_topic(t) for t in wanted}
@@ -144,7 +144,7 @@ def read_messages(path, topics: Optional[Sequence[str]] = None) -> Iterator[BagM
     from rosbags.rosbag2 import Reader
 
     with Reader(Path(path)) as reader:
-        connections = [c for c in reader.connections if _topic_matches(c.topic, topics)]
+        connections = [c for c in reader.connections if topic_matches(c.topic, topics)]
         if not connections:
             return
         for conn, timestamp, data in reader.messages(connections=connections):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -159,6 +160,7 @@ class Replay:
             self._discover_timer = self.node.create_timer(0.25, self.discover)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
+        self._spinning = True
         self._spin_thread = threading.Thread(target=self._spin, daemon=True)
         self._spin_thread.start()
 
@@ -171,7 +173,7 @@ class Replay:
     def _spin(self) -> None:
         import rclpy
 
-        while rclpy.ok():
+        while self._spinning and rclpy.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.1)
             except Exception:  # noqa: BLE001 - shutdown races end the thread quietly
@@ -311,6 +313,8 @@ class Replay:
     def shutdown(self) -> None:
         import rclpy
 
+        self._spinning = False
+        self._spin_thread.join(timeout=2.0)
         try:
             self.executor.shutdown(timeout_sec=1.0)
         except Exception:  # noqa: BLE001 - best effort at exit
@@ -318,7 +322,6 @@ class Replay:
         self.node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-        self._spin_thread.join(timeout=1.0)
 
 
 def _init_rclpy(args: List[str]) -> None:
@@ -341,7 +344,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.rate <= 0:
         print('--rate must be > 0', file=sys.stderr)
         return 2
-    infos = [i for i in bags.topic_infos(args.bag) if bags._topic_matches(i.topic, args.topics)]
+    if args.record and os.path.exists(args.record):
+        print('%s exists already; choose a new folder for --record' % args.record,
+              file=sys.stderr)
+        return 2
+    try:
+        all_infos = bags.topic_infos(args.bag)
+    except Exception as exc:  # noqa: BLE001 - rosbags raises several kinds; report and exit
+        print('cannot read bag %s: %s' % (args.bag, exc), file=sys.stderr)
+        return 2
+    infos = [i for i in all_infos if bags.topic_matches(i.topic, args.topics)]
     if args.topics:
         known = {i.topic for i in infos}
         absent = [t for t in args.topics if bags.normalize_topic(t) not in known]
