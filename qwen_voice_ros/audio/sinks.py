@@ -190,8 +190,11 @@ class SoundDeviceSink(AudioSink):
 
     name = 'sounddevice'
 
-    def __init__(self, device: str = '', sample_rate: int = 16000, blocksize_ms: int = 20):
+    def __init__(self, device: str = '', sample_rate: int = 16000, blocksize_ms: int = 40,
+                 latency='high'):
         self.device = device if device not in ('', 'default') else None
+        # 'high': fewer underruns on a loaded CPU; a stop() still takes effect within it.
+        self.latency = latency
         self.sample_rate = int(sample_rate)
         self.blocksize = max(1, int(self.sample_rate * blocksize_ms / 1000))
         self._stream = None
@@ -230,7 +233,8 @@ class SoundDeviceSink(AudioSink):
         try:
             self._stream = sd.OutputStream(device=device, channels=1, dtype='float32',
                                            samplerate=self.sample_rate,
-                                           blocksize=self.blocksize, callback=callback)
+                                           blocksize=self.blocksize, latency=self.latency,
+                                           callback=callback)
             self._stream.start()
         except Exception as exc:  # PortAudioError / ValueError for a bad device
             self._stream = None

@@ -42,6 +42,7 @@ class CaptureNode(VoiceNode):
         self.source = None
         self.audio_pub = None
         self.chunks = 0
+        self._next_start_ns = None
         self._stats: Deque[Tuple[int, float, int]] = collections.deque()
         self._stats_lock = threading.Lock()
 
@@ -75,8 +76,17 @@ class CaptureNode(VoiceNode):
             return
         rate = self.format.sample_rate
         now_ns = self.get_clock().now().nanoseconds
+        duration_ns = int(len(audio) * 1e9 / rate)
         # The chunk is complete when the callback fires: its first sample is that much older.
-        start_ns = now_ns - int(len(audio) * 1e9 / rate)
+        # Callbacks come in bursts (ALSA periods), so stamps follow the sample count, pulled
+        # gently towards the clock (device clock drift), and re-anchored after a real gap.
+        estimate_ns = now_ns - duration_ns
+        if self._next_start_ns is None or abs(estimate_ns - self._next_start_ns) > 1e8:
+            self._next_start_ns = estimate_ns
+        else:
+            self._next_start_ns += (estimate_ns - self._next_start_ns) // 100
+        start_ns = self._next_start_ns
+        self._next_start_ns = start_ns + duration_ns
         sum_sq = float(np.sum(np.square(audio, dtype=np.float64)))
         clipped = int(round(clipping_ratio(audio) * len(audio)))
         self._update_stats(len(audio), sum_sq, clipped, rate)
