@@ -108,7 +108,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def format_table(report: Dict[str, Any], text_width: int = 24) -> str:
-    header = [('turn', 16), ('transcript', text_width), ('dialect', 16),
+    header = [('turn', 16), ('transcript', text_width), ('dialect', 20),
               ('reply', text_width), ('tts', 4)]
     header += [(stage[:9], 9) for stage in LATENCY_STAGES]
     lines = ['  '.join(_fit(name, width) for name, width in header).rstrip()]
