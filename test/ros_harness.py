@@ -4,6 +4,7 @@ Each test gets its own ROS_DOMAIN_ID with discovery kept on localhost, so parall
 other machines never cross-talk.  :class:`Probe` is an rclpy node in the test process (own
 context, same domain) that publishes inputs and records what the stack publishes.
 """
+import contextlib
 import json
 import os
 import random
@@ -132,3 +133,43 @@ def diagnostics_of(probe, node_name):
 def level_of(status):
     level = status.level
     return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+
+
+@contextlib.contextmanager
+def text_graph(llm_url, dialect_backend='markers', extra_llm_params=None):
+    """dialect + llm (HTTP backend at ``llm_url``) + tts as processes, and a Probe on them.
+
+    Yields (probe, env) once all three nodes report 'serving' on /diagnostics; the probe
+    records voice/events, dialect, reply, reply_sentence, tts/audio and /diagnostics.
+    """
+    from audio_common_msgs.msg import AudioDataStamped
+    from diagnostic_msgs.msg import DiagnosticArray
+    from std_msgs.msg import String
+    from qwen_voice_ros.nodes import ros_io
+    env = ros_env()
+    llm_params = {'backend': 'openai_http', 'base_url': llm_url, 'timeout_s': 5.0}
+    llm_params.update(extra_llm_params or {})
+    nodes = [
+        NodeProcess('qwen_voice_ros.nodes.dialect_node', env, {'backend': dialect_backend}),
+        NodeProcess('qwen_voice_ros.nodes.llm_node', env, llm_params),
+        NodeProcess('qwen_voice_ros.nodes.tts_node', env, {}),
+    ]
+    probe = Probe(env['ROS_DOMAIN_ID'])
+    try:
+        for topic in ('voice/events', 'dialect', 'reply', 'reply_sentence'):
+            probe.subscribe(String, topic, ros_io.QOS_EVENTS)
+        probe.subscribe(AudioDataStamped, 'tts/audio', ros_io.QOS_AUDIO)
+        probe.subscribe(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
+        probe.wait_for(lambda: all(
+            (diagnostics_of(probe, n) is not None
+             and diagnostics_of(probe, n).message == 'serving')
+            for n in ('dialect', 'llm', 'tts')), 30, 'all nodes active')
+        yield probe, env
+    except BaseException:
+        for node in nodes:
+            print(node.output()[-3000:])
+        raise
+    finally:
+        probe.close()
+        for node in nodes:
+            node.stop()

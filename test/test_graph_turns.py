@@ -7,51 +7,31 @@ ASR node would (plain std_msgs/String, no events) and follows the graph's output
 import pytest
 
 from llm_server import ChatServer, reply_for
-from ros_harness import NodeProcess, Probe, diagnostics_of, level_of, ros_env
+from ros_harness import diagnostics_of, level_of, text_graph
 
 TURNS = ['你好，今天天气怎么样？', '巴适得板，我们去吃火锅嘛。', '侬今朝吃饭了伐？']
 
 
 @pytest.fixture
 def graph():
-    from audio_common_msgs.msg import AudioDataStamped
-    from diagnostic_msgs.msg import DiagnosticArray
-    from std_msgs.msg import String
-    from qwen_voice_ros.nodes import ros_io
-    env = ros_env()
     with ChatServer() as server:
-        nodes = [
-            NodeProcess('qwen_voice_ros.nodes.dialect_node', env, {'backend': 'fast'}),
-            NodeProcess('qwen_voice_ros.nodes.llm_node', env, {
-                'backend': 'openai_http', 'base_url': server.url, 'timeout_s': 5.0}),
-            NodeProcess('qwen_voice_ros.nodes.tts_node', env, {}),
-        ]
-        probe = Probe(env['ROS_DOMAIN_ID'])
-        try:
-            for topic in ('voice/events', 'dialect', 'reply', 'reply_sentence'):
-                probe.subscribe(String, topic, ros_io.QOS_EVENTS)
-            probe.subscribe(AudioDataStamped, 'tts/audio', ros_io.QOS_AUDIO)
-            probe.subscribe(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
+        with text_graph(server.url) as (probe, env):
+            from std_msgs.msg import String
+            from qwen_voice_ros.nodes import ros_io
             transcript = probe.publisher(String, 'transcript', ros_io.QOS_TEXT)
             probe.wait_for(lambda: transcript.get_subscription_count() >= 2, 30,
                            'dialect and llm to subscribe to transcript')
-            probe.wait_for(lambda: all(
-                (diagnostics_of(probe, n) is not None
-                 and diagnostics_of(probe, n).message == 'serving')
-                for n in ('dialect', 'llm', 'tts')), 30, 'all nodes active')
             yield probe, transcript, server
-        except BaseException:
-            for node in nodes:
-                print(node.output()[-3000:])
-            raise
-        finally:
-            probe.close()
-            for node in nodes:
-                node.stop()
 
 
 def _events(probe, stage):
     return [e for e in probe.events() if e['stage'] == stage]
+
+
+def _all_spoken(probe):
+    """Every finished reply has one tts/audio message per sentence."""
+    audio = [m.header.frame_id for m in probe.messages('tts/audio')]
+    return all(audio.count(r['turn_id']) == r['seq'] for r in _events(probe, 'reply'))
 
 
 def test_every_turn_gets_label_reply_and_audio_with_its_turn_id(graph):
@@ -59,8 +39,7 @@ def test_every_turn_gets_label_reply_and_audio_with_its_turn_id(graph):
     probe, transcript, server = graph
     for i, text in enumerate(TURNS):
         transcript.publish(String(data=text))
-        probe.wait_for(lambda: len(_events(probe, 'reply')) > i
-                       and len({e['turn_id'] for e in _events(probe, 'tts_audio')}) > i,
+        probe.wait_for(lambda: len(_events(probe, 'reply')) > i and _all_spoken(probe),
                        30, 'reply and audio of turn %d' % i)
     # One turn id per input turn, announced once, shared by every stage.
     announced = _events(probe, 'transcript')

@@ -87,12 +87,44 @@ def encode_s16le(audio: np.ndarray) -> bytes:
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling (anti-aliased); identity when the rates match."""
+    """Anti-aliased polyphase resampling; identity when the rates match."""
     if from_rate == to_rate or audio.size == 0:
         return np.asarray(audio, dtype=np.float32)
-    from scipy.signal import resample_poly
     g = gcd(int(from_rate), int(to_rate))
-    return resample_poly(audio, to_rate // g, from_rate // g).astype(np.float32)
+    return resample_poly(audio, int(to_rate) // g, int(from_rate) // g)
+
+
+def _kaiser_lowpass(up: int, down: int) -> np.ndarray:
+    # The filter scipy.signal.resample_poly designs (Kaiser beta 5, 10 zero crossings of
+    # the narrower band), normalised to a DC gain of `up`.
+    max_rate = max(up, down)
+    half = 10 * max_rate
+    n = np.arange(-half, half + 1)
+    taps = np.sinc(n / float(max_rate)) * np.kaiser(2 * half + 1, 5.0)
+    return taps * (up / taps.sum())
+
+
+def resample_poly(audio: np.ndarray, up: int, down: int, block: int = 8192) -> np.ndarray:
+    """Numpy polyphase resampler, same output as ``scipy.signal.resample_poly``.
+
+    Plain numpy on purpose: importing scipy.signal takes seconds on a small CPU, which a
+    node would pay on its first turn.
+    """
+    x = np.asarray(audio, dtype=np.float64)
+    h = _kaiser_lowpass(up, down)
+    half = (len(h) - 1) // 2
+    n_out = -(-len(x) * up // down)
+    ntaps = (2 * half) // up + 1
+    out = np.empty(n_out, dtype=np.float32)
+    for start in range(0, n_out, block):
+        m = np.arange(start, min(start + block, n_out))
+        pos = m * down + half                   # index into h for input sample k = 0
+        ks = (pos // up)[:, None] - np.arange(ntaps)[None, :]
+        idx = pos[:, None] - ks * up            # >= 0 by construction
+        valid = (ks >= 0) & (ks < len(x)) & (idx <= 2 * half)
+        contrib = x[np.clip(ks, 0, len(x) - 1)] * h[np.clip(idx, 0, 2 * half)]
+        out[start:start + len(m)] = np.where(valid, contrib, 0.0).sum(axis=1)
+    return out
 
 
 def clipping_ratio(audio: np.ndarray, threshold: float = 0.999) -> float:

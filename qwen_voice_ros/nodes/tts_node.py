@@ -46,6 +46,9 @@ class TTSNode(VoiceNode):
                       'voice_by_dialect': bool(self.param('voice_by_dialect'))}
         tts = create_tts(backend, **params)
         tts.load()
+        # One short synthesis now: a broken backend fails configure, not the first turn,
+        # and the first real sentence doesn't pay the cold start.
+        tts.synthesize('你好')
         self.tts = tts
         self.format = AudioFormat(sample_rate=int(self.param('sample_rate')))
 
