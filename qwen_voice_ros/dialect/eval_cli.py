@@ -41,8 +41,10 @@ def _build_scorer(model_dir: str):
         from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
     except ImportError as exc:
         raise SystemExit('error: the Qwen ONNX engine is not available (%s)' % exc)
-    loader = getattr(OnnxCausalLM, 'load', None)
-    engine = loader(model_dir) if callable(loader) else OnnxCausalLM(model_dir)
+    try:
+        engine = OnnxCausalLM(model_dir)
+    except Exception as exc:  # noqa: BLE001 - any load failure is a usage error here
+        raise SystemExit('error: cannot load the Qwen ONNX model from %s: %s' % (model_dir, exc))
     if not hasattr(engine, 'score_continuations'):
         raise SystemExit('error: OnnxCausalLM has no score_continuations method')
     return engine
