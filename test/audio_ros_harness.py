@@ -136,7 +136,7 @@ def random_domain() -> int:
 
 
 def diag_statuses(msgs: list, node_fqn: str) -> list:
-    """DiagnosticStatus entries of one node (name starts with its fully qualified name)."""
+    """Return the DiagnosticStatus entries of one node (name starts with its FQN)."""
     out = []
     for array in list(msgs):
         for status in array.status:

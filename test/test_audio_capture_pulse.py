@@ -28,9 +28,10 @@ RATE = 16000
 
 @pytest.fixture(scope='module')
 def pulse():
-    """A private PulseAudio daemon: null sink ``virt_sink`` (default), its monitor the source."""
+    """Start a private PulseAudio daemon: null sink ``virt_sink``, its monitor the source."""
     if shutil.which('pulseaudio') is None or shutil.which('paplay') is None:
-        pytest.skip('pulseaudio / pulseaudio-utils not installed (scripts/setup-env installs them)')
+        pytest.skip('pulseaudio / pulseaudio-utils not installed '
+                    '(scripts/setup-env installs them)')
     runtime = tempfile.mkdtemp(prefix='qvr-pulse-')
     env = dict(os.environ, XDG_RUNTIME_DIR=runtime, PULSE_RUNTIME_PATH=runtime + '/pulse')
     env.pop('PULSE_SERVER', None)

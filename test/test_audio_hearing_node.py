@@ -1,4 +1,4 @@
-"""Hearing node as its own process: ASR config errors, VAD utterances, bad input, capture->hearing."""
+"""Hearing node as its own process: ASR config, VAD utterances, bad input, capture->hearing."""
 from __future__ import annotations
 
 import shutil

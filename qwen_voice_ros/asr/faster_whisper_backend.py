@@ -18,7 +18,7 @@ from qwen_voice_ros.asr.base import ASRBackend, ASRNotConfigured
 
 
 def make_t2s():
-    """OpenCC traditional->simplified converter, or None when opencc is not installed."""
+    """Return an OpenCC traditional->simplified converter, or None without opencc."""
     try:
         import opencc
     except ImportError:

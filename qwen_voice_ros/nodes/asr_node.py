@@ -1,4 +1,4 @@
-"""Hearing node (``qwen-voice-asr``, node name ``hearing``): microphone stream -> utterances -> text.
+"""Hearing node (``qwen-voice-asr``, node name ``hearing``): audio -> utterances -> text.
 
 Subscribes ``audio_stamped`` + ``audio_info`` (our capture node or upstream ``audio_capture``
 with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD and for each:
@@ -124,8 +124,8 @@ class HearingNode(VoiceNode):
             String, self.param('transcript_topic'), ros_io.QOS_TEXT))
         if self.asr is not None:
             self._queue = queue.Queue()
-            self._worker = threading.Thread(target=self._transcribe_loop, name='asr-worker',
-                                             daemon=True)
+            self._worker = threading.Thread(target=self._transcribe_loop,
+                                            name='asr-worker', daemon=True)
             self._worker.start()
         self.add_io(self.create_subscription(msgs.AudioInfo, self.param('info_topic'),
                                              self.on_info, ros_io.QOS_LATCHED))

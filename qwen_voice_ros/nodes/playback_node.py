@@ -135,7 +135,7 @@ class PlaybackNode(VoiceNode):
 
     # ---- barge-in ---------------------------------------------------------------------------
     def barge_in(self, new_turn: str) -> None:
-        """A newer turn started: silence and forget everything of older turns."""
+        """Silence and forget everything of turns older than ``new_turn``."""
         with self._play_lock:
             cut = {chunk[0] for chunk in self._pending if chunk[0] != new_turn}
             dropped = len(self._pending)
