@@ -83,3 +83,16 @@ def test_bad_turns_are_reported_and_the_next_turn_works(graph):
     probe.wait_for(lambda: any(e['text'] == reply_for('第二句话。') for e in _events(probe, 'reply')),
                    20, 'the next turn to be answered')
     assert status is not None
+
+
+def test_slow_llm_server_times_out_and_the_next_turn_works(graph):
+    from std_msgs.msg import String
+    probe, transcript, server = graph
+    server.delay_s = 8.0                                # longer than the node's timeout_s (5 s)
+    transcript.publish(String(data='慢一点的问题。'))
+    probe.wait_for(lambda: any('stalled' in e.get('error', '') or 'timed out' in e.get('error', '')
+                               for e in _events(probe, 'error')), 20, 'LLM timeout error')
+    server.delay_s = 0.0
+    transcript.publish(String(data='快一点的问题。'))
+    probe.wait_for(lambda: any(e['text'] == reply_for('快一点的问题。')
+                               for e in _events(probe, 'reply')), 20, 'the next turn')

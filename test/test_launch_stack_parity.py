@@ -8,6 +8,8 @@ for the duration of the test.
 import importlib.util
 import os
 import sys
+import threading
+import time
 import types
 
 import pytest
@@ -148,3 +150,25 @@ def test_runner_processes_match_node_arguments():
     assert cmd[1:3] == ['-m', stack[0].spec.module]
     assert '__ns:=/r1' in cmd and '__node:=%s' % stack[0].name in cmd
     assert 'autostart:=true' in cmd
+
+
+def test_supervisor_respawns_a_crashed_node(tmp_path, monkeypatch):
+    from qwen_voice_ros.stack.description import NodeLaunch, NodeSpec
+    marker = tmp_path / 'starts'
+    crash = tmp_path / 'crash_once.py'
+    crash.write_text('import sys\nopen(%r, "a").write("x")\nsys.exit(3)\n' % str(marker))
+    monkeypatch.setenv('PYTHONPATH', str(tmp_path))
+    spec = NodeSpec('crashy', 'crashy', 'crash_once', True, 'exits at once')
+    sup = runner.Supervisor([NodeLaunch(spec, '', [], {})], respawn_delay=0.1,
+                            out=open(os.devnull, 'w'))
+    thread = threading.Thread(target=sup.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while sup.restarts['crashy'] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sup.stop()
+        thread.join(timeout=5)
+    assert sup.restarts['crashy'] >= 2
+    assert len(marker.read_text()) >= 3  # started, crashed, started again (twice)
