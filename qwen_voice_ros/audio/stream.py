@@ -19,7 +19,8 @@ from typing import Optional
 
 import numpy as np
 
-from qwen_voice_ros.audio.pcm import AudioFormat, AudioFormatError, decode_pcm, resample
+from qwen_voice_ros.audio.pcm import (AudioFormat, AudioFormatError, decode_pcm, resample,
+                                      resample_poly)
 
 __all__ = ['AudioFormatError', 'AudioStreamDecoder', 'DecodedAudio', 'StreamResampler']
 
@@ -41,9 +42,10 @@ class DecodedAudio:
 class StreamResampler:
     """Polyphase resampling of a stream fed in chunks of any size.
 
-    Gives the same samples as one ``scipy.signal.resample_poly`` call over the whole stream
-    (same filter), delayed by the filter's half length (about 1 ms at speech rates): output
-    sample ``n`` is emitted once the input it depends on has arrived.  ``flush()`` returns
+    Gives the same samples as one ``resample_poly`` call over the whole stream (same filter
+    as scipy's; the numpy one from ``pcm`` avoids importing scipy.signal on the robot),
+    delayed by the filter's half length (about 1 ms at speech rates): output sample ``n``
+    is emitted once the input it depends on has arrived.  ``flush()`` returns
     the rest at end of stream.
     """
 
@@ -64,7 +66,6 @@ class StreamResampler:
     def _emit(self, out_end: int) -> np.ndarray:
         if out_end <= self._next_out:
             return np.zeros(0, dtype=np.float32)
-        from scipy.signal import resample_poly
         # Start the segment on the input grid (a multiple of down) far enough back that
         # the first wanted output sees its whole filter support.
         first_pos = self._next_out * self.down / float(self.up)
