@@ -57,8 +57,8 @@ def main(argv=None):
         report[name] = res
         print('\n== 5-fold CV on dev, %s text ==' % name)
         print(format_report(res))
-    print('\nASR-like accuracy drop: %.4f' % (report['plain']['accuracy']
-                                             - report['asr_like']['accuracy']))
+    drop = report['plain']['accuracy'] - report['asr_like']['accuracy']
+    print('\nASR-like accuracy drop: %.4f' % drop)
     temperature = T.fit_temperature(logits['plain'], y)
     print('fitted temperature %.3f (CV %.0f s)' % (temperature, time.time() - t0))
     if args.report_json:
@@ -72,8 +72,8 @@ def main(argv=None):
     model.temperature = temperature
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     model.save(args.out)
-    print('wrote %s: %d features, %.0f KiB' % (args.out, len(model.vocab),
-                                              os.path.getsize(args.out) / 1024))
+    size_kib = os.path.getsize(args.out) / 1024
+    print('wrote %s: %d features, %.0f KiB' % (args.out, len(model.vocab), size_kib))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Dialect identification for transcribed utterances (no rclpy imports).
+"""
+Dialect identification for transcribed utterances (no rclpy imports).
 
 ``load_dialect_classifier(...)`` returns a classifier whose ``classify(text, speaker_id)`` gives a
 ``DialectResult`` over ``DIALECT_LABELS`` (or ``unknown`` for text without Chinese).

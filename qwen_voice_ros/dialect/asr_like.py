@@ -1,4 +1,5 @@
-"""Make text look like Mandarin ASR output: no punctuation, dialect-only characters in Mandarin form.
+"""
+Make text look like Mandarin ASR output: no punctuation, dialect-only characters in Mandarin form.
 
 A Mandarin ASR model only writes characters from its training transcripts, so the rare dialect
 characters (侬, 嫑, 咥, 佢, 咗 ...) come out as the Mandarin word with the same meaning or a

@@ -39,8 +39,8 @@ def _normalise_prior(context_prior) -> Optional[List[float]]:
         return None
     if isinstance(context_prior, str):
         if context_prior not in DIALECT_LABELS:
-            raise ValueError('context_prior %r is not one of %s' % (context_prior,
-                                                                  DIALECT_LABELS))
+            raise ValueError('context_prior %r is not one of %s'
+                             % (context_prior, DIALECT_LABELS))
         return [CONTEXT_PRIOR_BOOST if label == context_prior else 1.0
                 for label in DIALECT_LABELS]
     if isinstance(context_prior, dict):
@@ -173,7 +173,8 @@ def load_dialect_classifier(stage: str = 'fast', llm_threshold: float = 0.6,
                             context_prior: Union[None, str, Dict[str, float]] = None,
                             speaker_smoothing: float = 0.0, model_path: str = '',
                             llm_scorer=None) -> DialectClassifier:
-    """Build a classifier.
+    """
+    Build a classifier.
 
     stage: 'markers' (lexicon only), 'fast' (n-gram model), 'llm' (Qwen label scoring only) or
     'hybrid' (fast; the LLM is asked when the fast confidence is below ``llm_threshold``).

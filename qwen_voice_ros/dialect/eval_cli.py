@@ -1,4 +1,5 @@
-"""qwen-voice-dialect-eval: accuracy, macro-F1, per-class P/R, confusion and latency on a JSONL file.
+"""
+qwen-voice-dialect-eval: accuracy, macro-F1, per-class P/R, confusion and latency on a JSONL file.
 
 Rows need "text" and "label"; other fields are ignored.  With --json the last printed line is one
 JSON object with accuracy, macro_f1, per_class {label: {precision, recall}} and ms_per_sentence.

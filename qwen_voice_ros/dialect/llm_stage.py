@@ -1,4 +1,5 @@
-"""LLM stage: ask Qwen3 which of the 8 labels fits, by scoring the label continuations.
+"""
+LLM stage: ask Qwen3 which of the 8 labels fits, by scoring the label continuations.
 
 Instead of free generation (slow, needs parsing) the prompt is scored once per candidate: the
 scorer returns the total log-probability of each label's Chinese name as the assistant's reply,

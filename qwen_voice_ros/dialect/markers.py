@@ -1,11 +1,12 @@
-"""Hand-written dialect marker lexicon (from the project's lexicon.md) and the marker baseline.
+r"""
+Hand-written dialect marker lexicon (from the project's lexicon.md) and the marker baseline.
 
 Each entry is ``weights literal [regex]``: the entry fires when ``literal`` occurs in the
 normalised text and, if a regex is given, the regex matches there; the regex's look-arounds
 exclude the standard-Mandarin look-alikes (阿拉伯, 伊朗, 中午, 整理, 金额, 香港, 淘汰 ...).
 Weights are rough evidence strengths: 3 = unambiguous dialect word, ~1.5 = typical but shared or
 with a standard reading, <1 = weak.  Entries are matched on simplified, punctuation-free text
-(``normalize_text``), so ``\\s`` or ``$`` stand for a phrase boundary.
+(``normalize_text``), so ``\s`` or ``$`` stand for a phrase boundary.
 """
 from __future__ import annotations
 
@@ -107,11 +108,14 @@ ne:3 咋整
 ne:1.2,hen:0.8,sx:0.6 咋地
 ne:1,hen:0.8,sx:0.6 咋的
 ne:0.7,hen:0.6,sx:0.5 咋
-ne:1.5,sc:0.3 整 (?<![调完工平严修规齐休])整(?!理|个|修|齐|体|天|容|数|洁|合|改|顿|夜|年|晚|套|整|治|形|编|风|装|点报时|片|条|张|版|车|座|除|队|月|周|星期|场|本|瓶|桌|栋|层|块|箱|盒|批|袋|部|篇)
+ne:1.5,sc:0.3 整 (?<![调完工平严修规齐休])整(?!理|个|修|齐|体|天|容|数|洁|合|改|顿|夜|年|晚|套|整|治|形|编|风|装|点报时|片|条|张|版|车\
+    |座|除|队|月|周|星期|场|本|瓶|桌|栋|层|块|箱|盒|批|袋|部|篇)
 ne:3 嘎哈
 ne:3 干哈
 ne:3 啥玩意
-ne:2.5 贼 (?<![小盗窃家做抓毛蟊])贼(?=好|冷|热|大|多|快|慢|贵|便宜|香|难|累|拉|帅|漂亮|有意思|好看|好吃|烦|亮|远|近|厉害|可爱|酸|辣|甜|舒服|高|低|沉|重|轻|长|短|能|爱|棒|猛|逗|乐|带劲|得劲|稀罕|鸡|准|稳|牛|靠谱|好使|馋|困|饿|硬|软|干净|埋汰|磕碜|拉风|有劲|得劲|得瑟|嘚瑟|闹心|想|喜欢|滑|脏|老|小|丑|淘|忙|划算|地道|能吃|能干|得劲|给力|带劲)
+ne:2.5 贼 (?<![小盗窃家做抓毛蟊])贼(?=好|冷|热|大|多|快|慢|贵|便宜|香|难|累|拉|帅|漂亮|有意思|好看|好吃|烦|亮|远|近|厉害|可爱|酸|辣|甜|舒服|高\
+    |低|沉|重|轻|长|短|能|爱|棒|猛|逗|乐|带劲|得劲|稀罕|鸡|准|稳|牛|靠谱|好使|馋|困|饿|硬|软|干净|埋汰|磕碜|拉风|有劲|得劲|得瑟|嘚瑟|闹心|想|喜欢\
+    |滑|脏|老|小|丑|淘|忙|划算|地道|能吃|能干|得劲|给力|带劲)
 ne:3 贼拉
 ne:2.5 嘎嘎 嘎嘎(?!叫|地叫)
 ne:2 嗷嗷 嗷嗷(?!待哺|叫|地叫)
@@ -292,7 +296,8 @@ hun:3 恰饭
 hun:2 恰 (?<![融])恰(?!好|恰|当|巧|如|似|到好处|逢|是|在|值|相反|合|如其分)
 hun:2.5 好恰
 hun:2 呷
-hun:2 港 (?<![香海军渔商空避风出入进离返回归深良外内台港湾])港(?=话|么|咯|哒|什|些|不|得|了|给|他|你|我|一|清|下|出|声|句|起|咯|么子|清楚|哈|死|笑|白|个|蠢|啥|的|完|过|错|对)
+hun:2 港 (?<![香海军渔商空避风出入进离返回归深良外内台港湾])港(?=话|么|咯|哒|什|些|不|得|了|给|他|你|我|一|清|下|出|声|句|起|咯|么子|清楚|哈|死|笑\
+    |白|个|蠢|啥|的|完|过|错|对)
 hun:1.2,yue:2 冇
 hun:1.5,yue:0.8 冇得
 hun:3 霸得蛮
@@ -392,7 +397,6 @@ sx:2 么麻达
 sx:2 额滴
 sx:2 心疼 (?:长得|好|真|可)心疼
 sx:2 娃 (?:碎|额|这|兀|咱)娃
-sx:2 啥时候 
 sx:2 嘹扎咧
 sx:2.5 失急慌忙
 sx:2 蛮 蛮(?=好|多)(?<!野蛮)(?=好吃咧|好咧)
@@ -496,7 +500,8 @@ yue:2.5 唔 唔(?!\s|$|唔|嗯)
 yue:3 喺
 yue:3 啲
 yue:3 嘢
-yue:1.8 系 (?<![关联体派水语星直银院维父母根干世谱菌])系(?=唔|咪|咩|啊|呀|喇|嘅|我|你|佢|边|乜|度|咁|人|好|咪|冇|啲|噉|呢|嗰|咪|未|几|真|假|一|个|就|咪)
+yue:1.8 系 (?<![关联体派水语星直银院维父母根干世谱菌])系(?=唔|咪|咩|啊|呀|喇|嘅|我|你|佢|边|乜|度|咁|人|好|咪|冇|啲|噉|呢|嗰|咪|未|几|真|假|一\
+    |个|就|咪)
 yue:3 睇
 yue:2.5 咩
 yue:2.5 乜
@@ -524,7 +529,8 @@ yue:0.4 多谢
 yue:3 返工
 yue:3 屋企
 yue:1.5 返 返(?!回|程|航|还|乡|校|老还童|璞|修|聘|利|现)
-yue:2 食 (?<![美饮粮零面肉素主甜伙冷熟吞杂偏节进肥狗猫鸟鱼猪])食(?=饭|咗|嘢|唔|完|未|啲|得|多|少|晏|个|一|嘅|先|咩|乜|早|饱|药|烟|嘢|粥|面|餸|晒|住|紧|过)
+yue:2 食 (?<![美饮粮零面肉素主甜伙冷熟吞杂偏节进肥狗猫鸟鱼猪])食(?=饭|咗|嘢|唔|完|未|啲|得|多|少|晏|个|一|嘅|先|咩|乜|早|饱|药|烟|嘢|粥|面|餸|晒\
+    |住|紧|过)
 yue:1.2 饮 (?<![冷热])饮(?=茶|嘢|杯|咗|啲|酒|水|汤|奶|咖啡|晒|完|多|唔)
 yue:3 瞓
 yue:3 攰
@@ -617,6 +623,8 @@ class MarkerEntry(object):
 
 def parse_lexicon(spec: str = LEXICON) -> List[MarkerEntry]:
     entries = []
+    # A line ending in a backslash continues on the next one (keeps lines under 99 columns).
+    spec = re.sub(r'\\\n\s*', '', spec)
     for line in spec.splitlines():
         line = line.strip()
         if not line or line.startswith('#'):
@@ -652,7 +660,7 @@ class MarkerLexicon(object):
         return found
 
     def evidence(self, text: str) -> Dict[str, float]:
-        """Summed marker weight per dialect label (counts saturate: 1 + log n)."""
+        """Sum the marker weight per dialect label (counts saturate: 1 + log n)."""
         totals: Dict[str, float] = {}
         for entry, n in self.matches(text):
             scale = 1.0 + math.log(n)

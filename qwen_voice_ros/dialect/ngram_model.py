@@ -1,4 +1,5 @@
-"""Fast stage: a linear (multinomial logistic) model over character n-grams and marker features.
+"""
+Fast stage: a linear (multinomial logistic) model over character n-grams and marker features.
 
 The model file is a small ``.npz`` written by ``scripts/build_dialect_model.py``: the feature
 vocabulary (one string, newline-separated), a float16 weight matrix ``[n_features, 8]``, the bias
@@ -21,7 +22,8 @@ DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'd
 
 def extract_features(text: str, lexicon: MarkerLexicon,
                      orders: Sequence[int] = NGRAM_ORDERS) -> Dict[str, float]:
-    """Feature name -> value for one normalised sentence.
+    """
+    Feature name -> value for one normalised sentence.
 
     ``c:`` character n-grams (binary) over the text padded with a boundary space, ``m:`` one
     feature per firing lexicon entry and ``e:`` the summed lexicon evidence per label (so a

@@ -1,4 +1,5 @@
-"""Text normalisation shared by every stage: script, width, punctuation, length.
+"""
+Text normalisation shared by every stage: script, width, punctuation, length.
 
 Traditional characters are folded to simplified with OpenCC ``t2s`` (imported lazily; without
 OpenCC the text is classified unconverted and a warning is logged once).  NFKC folds full-width
@@ -60,7 +61,7 @@ def _t2s(text: str) -> str:
 
 
 def han_count(text: str) -> int:
-    """Number of Han (CJK ideograph) characters in ``text``."""
+    """Count the Han (CJK ideograph) characters in ``text``."""
     return len(_HAN_RE.findall(text))
 
 
@@ -70,7 +71,8 @@ def _is_boundary(ch: str) -> bool:
 
 
 def normalize_text(text: Optional[str], max_chars: int = MAX_CHARS) -> str:
-    """Return the canonical form the classifier sees (simplified, half width, no punctuation).
+    """
+    Return the canonical form the classifier sees (simplified, half width, no punctuation).
 
     Never raises; ``None`` or non-str input gives ``''``.
     """

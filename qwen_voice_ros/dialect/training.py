@@ -1,4 +1,5 @@
-"""Build-time training of the fast stage (numpy + scipy; never imported at run time on the robot).
+"""
+Build-time training of the fast stage (numpy + scipy; never imported at run time on the robot).
 
 Used by ``scripts/build_dialect_model.py`` for the shipped model and for cross-validation.
 """
@@ -74,7 +75,8 @@ _CANTONESE_CUES = re.compile('[佢哋咗嘅喺啲嘢睇嚟揾搵畀瞓攰谂啱�
 
 def pycantonese_examples(limit: int = 900, seed: int = 13,
                          weight: float = 0.3) -> List[Example]:
-    """Cantonese sentences from the corpora bundled with pycantonese (build-time dependency).
+    """
+    Cantonese sentences from the corpora bundled with pycantonese (build-time dependency).
 
     HKCanCor (CC BY 4.0), Common Voice yue sentences, CTCPC Cantonese side (CC0).  Only sentences
     of 6-40 characters with at least one written-Cantonese character are kept, so neutral lines
@@ -124,7 +126,8 @@ def _grams(text: str, n: int = 3) -> set:
 
 def drop_near_duplicates(extra: List[Example], reference: Sequence[Example],
                          threshold: float = 0.5) -> List[Example]:
-    """Drop extra rows equal or close (character-3-gram Jaccard) to any reference row.
+    """
+    Drop extra rows equal or close (character-3-gram Jaccard) to any reference row.
 
     Keeps held-out dev sentences (and their sources' originals) out of the training pool.
     """
@@ -269,7 +272,8 @@ def stratified_group_folds(examples: Sequence[Example], k: int = 5,
 def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
                    l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0, variants=None,
                    log=None) -> Tuple[Dict[str, np.ndarray], List[int]]:
-    """Out-of-fold logits for every dev row, per text variant (``{'plain': identity}`` default).
+    """
+    Out-of-fold logits for every dev row, per text variant (``{'plain': identity}`` default).
 
     The fold's held-out rows are never in training, and extra rows close to them are dropped.
     """
