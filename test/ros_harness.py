@@ -136,7 +136,7 @@ def level_of(status):
 
 
 @contextlib.contextmanager
-def text_graph(llm_url, dialect_backend='markers', extra_llm_params=None):
+def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None):
     """dialect + llm (HTTP backend at ``llm_url``) + tts as processes, and a Probe on them.
 
     Yields (probe, env) once all three nodes report 'serving' on /diagnostics; the probe

@@ -8,7 +8,6 @@ manager; the launch file turns it off and drives the transitions itself.
 """
 from __future__ import annotations
 
-import threading
 import traceback
 from typing import Any, Dict, Optional
 
@@ -46,7 +45,6 @@ class VoiceNode(LifecycleNode):
         self.counters: Dict[str, int] = {'turns': 0, 'errors': 0}
         self._health = (WARN, 'unconfigured')
         self._last_error = ''
-        self._lock = threading.Lock()
         self._io = []  # publishers/subscriptions/timers created in open_io, destroyed on cleanup
         from diagnostic_msgs.msg import DiagnosticArray
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics',
@@ -144,6 +142,11 @@ class VoiceNode(LifecycleNode):
             String, topic, lambda msg: deliver(matcher.on_text(msg.data)), ros_io.QOS_TEXT))
         self.add_io(self.create_timer(0.02, lambda: deliver(matcher.poll())))
         return feed_event
+
+    @property
+    def health(self):
+        """(level, message) as last published on /diagnostics."""
+        return self._health
 
     def set_health(self, level: int, message: str) -> None:
         changed = (level, message) != self._health

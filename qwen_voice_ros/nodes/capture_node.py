@@ -111,7 +111,7 @@ class CaptureNode(VoiceNode):
         if ratio > limit:
             self.set_health(WARN, 'input clipping: %.1f%% of samples at full scale; lower the '
                             'microphone gain' % (100.0 * ratio))
-        elif self._health[0] == WARN and self._health[1].startswith('input clipping'):
+        elif self.health[0] == WARN and self.health[1].startswith('input clipping'):
             self.report_ok()
 
     def level(self) -> Tuple[float, float]:
