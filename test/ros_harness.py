@@ -136,7 +136,7 @@ def level_of(status):
 
 
 @contextlib.contextmanager
-def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None):
+def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None, extra_nodes=()):
     """dialect + llm (HTTP backend at ``llm_url``) + tts as processes, and a Probe on them.
 
     Yields (probe, env) once all three nodes report 'serving' on /diagnostics; the probe
@@ -153,7 +153,7 @@ def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None):
         NodeProcess('qwen_voice_ros.nodes.dialect_node', env, {'backend': dialect_backend}),
         NodeProcess('qwen_voice_ros.nodes.llm_node', env, llm_params),
         NodeProcess('qwen_voice_ros.nodes.tts_node', env, {}),
-    ]
+    ] + [NodeProcess(module, env, params) for module, params in extra_nodes]
     probe = Probe(env['ROS_DOMAIN_ID'])
     try:
         for topic in ('voice/events', 'dialect', 'reply', 'reply_sentence'):
@@ -163,7 +163,9 @@ def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None):
         probe.wait_for(lambda: all(
             (diagnostics_of(probe, n) is not None
              and diagnostics_of(probe, n).message == 'serving')
-            for n in ('dialect', 'llm', 'tts')), 30, 'all nodes active')
+            for n in ['dialect', 'llm', 'tts'] + [m.split('.')[-1].replace('_node', '')
+                                                  for m, _ in extra_nodes]), 30,
+            'all nodes active')
         yield probe, env
     except BaseException:
         for node in nodes:

@@ -56,6 +56,11 @@ class Conversation:
         self.turns.append((user_text, spoken_reply))
         del self.turns[:-self.max_turns]
 
+    def revise_last(self, spoken_reply: str) -> None:
+        """The last reply was cut off while being played: keep only what was spoken."""
+        if self.turns:
+            self.turns[-1] = (self.turns[-1][0], spoken_reply)
+
     def clear(self) -> None:
         self.turns = []
 

@@ -104,6 +104,8 @@ class LLMNode(VoiceNode):
         self.tracker = TurnTracker()
         self.waiting: Dict[str, _Turn] = {}
         self.current: Optional[_Turn] = None
+        self.last_finished: Optional[_Turn] = None  # its audio may still be playing
+        self._conversation_lock = threading.Lock()
         self.spoken_seq: Dict[str, int] = {}
         self.saw_playback = False
         self._queue: 'queue.Queue[Optional[_Turn]]' = queue.Queue()
@@ -159,6 +161,18 @@ class LLMNode(VoiceNode):
         current = self.current
         if current is not None and current.turn_id != turn_id and not current.cancel.is_set():
             current.cancel.set()
+        last = self.last_finished
+        if last is not None and last.turn_id != turn_id:
+            self.last_finished = None
+            played = self.spoken_seq.get(last.turn_id, -1) + 1
+            if self.saw_playback and played < len(last.sentences):
+                # Generation had finished, but the user cut in while it was being played.
+                spoken = ''.join(last.sentences[:played])
+                with self._conversation_lock:
+                    self.conversation.revise_last(spoken)
+                self.emit(last.turn_id, 'cancelled', last.turn_stamp, text=spoken,
+                          detail={'reason': 'barge-in during playback',
+                                  'sentences_generated': len(last.sentences)})
         for stale in [t for t in self.waiting if t != turn_id and self.tracker.is_stale(t)]:
             self.waiting.pop(stale)
 
@@ -173,7 +187,8 @@ class LLMNode(VoiceNode):
                 continue
             think = ThinkFilter()
             splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')))
-            messages = self.conversation.messages(turn.text, turn.dialect)
+            with self._conversation_lock:
+                messages = self.conversation.messages(turn.text, turn.dialect)
             error = None
             try:
                 for delta in self.backend.stream_chat(messages, self.options(), turn.cancel):
@@ -208,7 +223,9 @@ class LLMNode(VoiceNode):
                   final=True, thinking=thinking or None, dialect={'label': turn.dialect}
                   if turn.dialect else None, detail={'backend': self.backend.name})
         self.reply_pub.publish(String(data=reply))
-        self.conversation.commit(turn.text, reply)
+        with self._conversation_lock:
+            self.conversation.commit(turn.text, reply)
+        self.last_finished = turn
         self.report_ok()
 
     def _finish_cancelled(self, turn: _Turn):
@@ -216,7 +233,8 @@ class LLMNode(VoiceNode):
             spoken = turn.sentences[:self.spoken_seq.get(turn.turn_id, -1) + 1]
         else:
             spoken = turn.sentences  # no playback in the graph: what was published counts
-        self.conversation.commit(turn.text, ''.join(spoken))
+        with self._conversation_lock:
+            self.conversation.commit(turn.text, ''.join(spoken))
         self.emit(turn.turn_id, 'cancelled', turn.turn_stamp, text=''.join(spoken),
                   detail={'reason': 'barge-in', 'sentences_generated': len(turn.sentences)})
 
