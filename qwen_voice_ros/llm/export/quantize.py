@@ -7,6 +7,7 @@ docs/llm_export.md).
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -113,6 +114,9 @@ def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: 
                           '(pip install -r requirements/extra-llm-export.txt): {}'.format(exc)) \
             from None
 
+    # The quantiser logs two INFO lines per MatMul (hundreds on a real model).
+    logging.getLogger('onnxruntime.quantization.matmul_nbits_quantizer').setLevel(
+        logging.WARNING)
     model = onnx.load(str(src_model))  # loads external data from src_model's directory
     untied = fold_transposed_weights(model)
     quantizer = MatMulNBitsQuantizer(

@@ -2,8 +2,10 @@
 
 For each prompt: transformers' full-sequence logits vs. ONNX Runtime's (plain CPU session,
 empty past), and one KV-cache step (prefix first, then the last token with the returned
-``present.*`` as past) vs. transformers' last-position logits.  Reported: max abs logit
-difference, argmax agreement over all positions, and the KV-step difference.
+``present.*`` as past) vs. transformers' last-position logits.  A graph trimmed to the last
+position (``decode_graph.keep_last_logits``) is fed token by token through its KV cache to
+get every position.  Reported: max abs logit difference, argmax agreement over all
+positions, and the KV-step difference.
 """
 from __future__ import annotations
 
@@ -123,9 +125,16 @@ def compare_graph(model_path: Path, token_ids: List[List[int]], reference: list
     last_only = False
     for ids, ref in zip(token_ids, reference):
         logits, _ = session.forward(ids)
-        if logits.shape[0] == 1 and ref.shape[0] > 1:  # graph computes the last position only
+        if logits.shape[0] == 1 and ref.shape[0] > 1:
+            # The graph computes the last position only: get every position's logits by
+            # feeding the prompt one token at a time through the KV cache (teacher forcing).
             last_only = True
-            ref = ref[-1:]
+            rows = []
+            past = None
+            for position, token in enumerate(ids):
+                row, past = session.forward([token], past=past, past_len=position)
+                rows.append(row[-1])
+            logits = np.stack(rows)
         if logits.shape != ref.shape:
             raise ExportError('logits shape {} from {} != transformers {}'.format(
                 logits.shape, model_path, ref.shape))
