@@ -49,7 +49,10 @@ def test_seed_reproducible_and_top_p_exact_on_large_vocab():
 
 
 def test_dialect_instructions():
-    assert dialect_instruction('mandarin', 'yue') == MANDARIN_INSTRUCTION
+    # Mandarin replies name the user's dialect so its words are understood.
+    assert dialect_instruction('mandarin', 'yue').endswith('普通话回答。')
+    assert '粤语' in dialect_instruction('mandarin', 'yue')
+    assert dialect_instruction('mandarin', None) == MANDARIN_INSTRUCTION
     assert '粤语' in dialect_instruction('dialect', 'yue')
     assert '四川话' in dialect_instruction('dialect', 'sichuanese')
     assert dialect_instruction('dialect', 'mandarin') == MANDARIN_INSTRUCTION

@@ -19,6 +19,8 @@ DEFAULT_PERSONA = ('你是一个友好的中文语音助手，运行在机器人
 MANDARIN_INSTRUCTION = '无论用户说普通话还是方言，都请用标准、简洁的普通话回答。'
 DIALECT_INSTRUCTION = '用户说的是{name}。请用{name}的口语习惯回答，用字要让{name}母语者觉得自然。'
 UNKNOWN_DIALECT_INSTRUCTION = '请用用户使用的语言或方言回答。'
+# Mandarin reply to a dialect speaker: name the dialect so its words are understood.
+MANDARIN_FOR_DIALECT_INSTRUCTION = '用户说的是{name}，请理解其中的方言词语，并用标准、简洁的普通话回答。'
 
 # Dialect labels as the dialect stage may report them -> the name used in the instruction.
 DIALECT_NAMES = {
@@ -42,12 +44,14 @@ def dialect_instruction(reply_style: str, dialect: Optional[str]) -> str:
     """
     if reply_style not in ('mandarin', 'dialect'):
         raise ValueError("reply_style must be 'mandarin' or 'dialect', got %r" % (reply_style,))
-    if reply_style == 'mandarin' or not dialect:
+    if not dialect or dialect.strip().lower() == 'unknown':
         return MANDARIN_INSTRUCTION
     key = dialect.strip().lower()
     name = DIALECT_NAMES.get(key, dialect.strip())
     if name == '普通话':
         return MANDARIN_INSTRUCTION
+    if reply_style == 'mandarin':
+        return MANDARIN_FOR_DIALECT_INSTRUCTION.format(name=name)
     if not name:
         return UNKNOWN_DIALECT_INSTRUCTION
     return DIALECT_INSTRUCTION.format(name=name)
@@ -100,6 +104,16 @@ class ConversationMemory:
             return
         with self._lock:
             self._turns.append({'role': 'assistant', 'content': text})
+
+    def revise_last_assistant(self, spoken_text: str) -> None:
+        """The last reply was cut off while it was being played: keep what was spoken."""
+        text = strip_thinking(spoken_text or '').strip()
+        with self._lock:
+            if self._turns and self._turns[-1]['role'] == 'assistant':
+                if text:
+                    self._turns[-1] = {'role': 'assistant', 'content': text}
+                else:
+                    self._turns.pop()
 
     def clear(self) -> None:
         with self._lock:

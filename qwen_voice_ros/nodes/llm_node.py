@@ -54,10 +54,10 @@ class LLMNode(VoiceNode):
         p('repetition_penalty', 1.05)
         p('seed', -1)
         p('timeout_s', 30.0)
-        p('persona', '你是一个友好的机器人助手。回答要简短口语化，不超过三句话。')
-        p('dialect_mode', 'mandarin')      # mandarin | match | off
+        p('persona', '')                   # '' = the built-in robot-assistant persona
+        p('reply_style', 'mandarin')       # mandarin | dialect (answer in the user's dialect)
         p('dialect_wait_s', 0.3)           # wait this long for the turn's dialect label
-        p('max_history_tokens', 1024)
+        p('history_token_budget', 1536)    # system prompt + history, in model tokens
         p('first_min_chars', 6)
         p('input_topic', 'transcript')
         p('reply_topic', 'reply')
@@ -66,14 +66,15 @@ class LLMNode(VoiceNode):
 
     def load(self):
         from qwen_voice_ros.llm import create_backend
-        from qwen_voice_ros.llm.conversation import Conversation
+        from qwen_voice_ros.llm.memory import DEFAULT_PERSONA, ConversationMemory
         names = ('model_dir', 'provider', 'trt_cache_dir', 'base_url', 'model', 'api_key',
                  'stream')
         backend = create_backend(self.param('backend'), **{n: self.param(n) for n in names})
         backend.load()
         self.backend = backend
-        self.conversation = Conversation(self.param('persona'), self.param('dialect_mode'),
-                                         int(self.param('max_history_tokens')),
+        self.memory = ConversationMemory(self.param('persona') or DEFAULT_PERSONA,
+                                         self.param('reply_style'),
+                                         int(self.param('history_token_budget')),
                                          count_tokens=backend.count_tokens)
 
     def unload(self):
@@ -105,7 +106,6 @@ class LLMNode(VoiceNode):
         self.waiting: Dict[str, _Turn] = {}
         self.current: Optional[_Turn] = None
         self.last_finished: Optional[_Turn] = None  # its audio may still be playing
-        self._conversation_lock = threading.Lock()
         self.spoken_seq: Dict[str, int] = {}
         self.saw_playback = False
         self._queue: 'queue.Queue[Optional[_Turn]]' = queue.Queue()
@@ -168,8 +168,7 @@ class LLMNode(VoiceNode):
             if self.saw_playback and played < len(last.sentences):
                 # Generation had finished, but the user cut in while it was being played.
                 spoken = ''.join(last.sentences[:played])
-                with self._conversation_lock:
-                    self.conversation.revise_last(spoken)
+                self.memory.revise_last_assistant(spoken)
                 self.emit(last.turn_id, 'cancelled', last.turn_stamp, text=spoken,
                           detail={'reason': 'barge-in during playback',
                                   'sentences_generated': len(last.sentences)})
@@ -187,8 +186,9 @@ class LLMNode(VoiceNode):
                 continue
             think = ThinkFilter()
             splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')))
-            with self._conversation_lock:
-                messages = self.conversation.messages(turn.text, turn.dialect)
+            self.memory.set_dialect(turn.dialect)
+            self.memory.add_user(turn.text)
+            messages = self.memory.messages()
             error = None
             try:
                 for delta in self.backend.stream_chat(messages, self.options(), turn.cancel):
@@ -223,8 +223,7 @@ class LLMNode(VoiceNode):
                   final=True, thinking=thinking or None, dialect={'label': turn.dialect}
                   if turn.dialect else None, detail={'backend': self.backend.name})
         self.reply_pub.publish(String(data=reply))
-        with self._conversation_lock:
-            self.conversation.commit(turn.text, reply)
+        self.memory.commit_assistant(reply)
         self.last_finished = turn
         self.report_ok()
 
@@ -233,8 +232,7 @@ class LLMNode(VoiceNode):
             spoken = turn.sentences[:self.spoken_seq.get(turn.turn_id, -1) + 1]
         else:
             spoken = turn.sentences  # no playback in the graph: what was published counts
-        with self._conversation_lock:
-            self.conversation.commit(turn.text, ''.join(spoken))
+        self.memory.commit_assistant(''.join(spoken))
         self.emit(turn.turn_id, 'cancelled', turn.turn_stamp, text=''.join(spoken),
                   detail={'reason': 'barge-in', 'sentences_generated': len(turn.sentences)})
 
