@@ -208,7 +208,7 @@ class LLMNode(VoiceNode):
             elif turn.cancel.is_set():
                 self._finish_cancelled(turn)
             else:
-                self._finish(turn, think.thinking)
+                self._finish(turn, think.spoken.strip(), think.thinking)
 
     def _publish_sentence(self, turn: _Turn, sentence: str):
         seq = len(turn.sentences)
@@ -217,8 +217,7 @@ class LLMNode(VoiceNode):
                   final=False)
         self.sentence_pub.publish(String(data=sentence))
 
-    def _finish(self, turn: _Turn, thinking: str):
-        reply = ''.join(turn.sentences)
+    def _finish(self, turn: _Turn, reply: str, thinking: str):
         self.emit(turn.turn_id, 'reply', turn.turn_stamp, text=reply, seq=len(turn.sentences),
                   final=True, thinking=thinking or None, dialect={'label': turn.dialect}
                   if turn.dialect else None, detail={'backend': self.backend.name})
