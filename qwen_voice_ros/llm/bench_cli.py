@@ -1,4 +1,5 @@
-"""qwen-voice-bench-llm: this engine vs transformers on one random Qwen3-0.6B-shaped model.
+"""
+qwen-voice-bench-llm: this engine vs transformers on one random Qwen3-0.6B-shaped model.
 
 One model (hidden 1024, 16 query / 8 KV heads, head_dim 128, vocabulary 151,936, tied
 embeddings, ``--layers`` decoder layers, random weights), one prompt, greedy, 64 new tokens;
@@ -43,7 +44,8 @@ def memory_bandwidth_gbs(size_mb: int = 512, repeats: int = 5) -> float:
 
 
 def weight_bytes_per_token(model_path: Path) -> int:
-    """Bytes of weights a decode step reads: initializers not used by Gather alone.
+    """
+    Bytes of weights a decode step reads: initializers not used by Gather alone.
 
     The embedding table is only gathered (one row per token) unless the LM head reads it
     too (tied weights through a Transpose), in which case it is read in full.

@@ -1,4 +1,5 @@
-"""Qwen ChatML prompt rendering in plain Python (no jinja2 on the robot).
+"""
+Qwen ChatML prompt rendering in plain Python (no jinja2 on the robot).
 
 :func:`render_chat` reproduces the published Qwen3 chat template (``QWEN3_JINJA_TEMPLATE``,
 tool calls left out) character for character, including ``enable_thinking``: with thinking
@@ -99,7 +100,8 @@ def split_thinking(text: str) -> Tuple[str, str]:
 
 def render_chat(messages: List[Dict[str, str]], add_generation_prompt: bool = True,
                 enable_thinking: bool = False, flavor: str = 'qwen3') -> str:
-    """Render ``messages`` to the prompt text the model was trained on.
+    """
+    Render ``messages`` to the prompt text the model was trained on.
 
     ``enable_thinking`` follows the Qwen3 switch: False (our default for a voice robot)
     appends the empty think block so the model answers directly.

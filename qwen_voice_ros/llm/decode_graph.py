@@ -1,4 +1,5 @@
-"""Graph edits that make an optimum decoder export cheaper to run (needs the onnx package).
+"""
+Graph edits that make an optimum decoder export cheaper to run (needs the onnx package).
 
 :func:`keep_last_logits` computes the LM head for the last position only.  optimum's export
 applies the vocabulary projection to every position, so prefilling a 300-token prompt on
@@ -13,7 +14,8 @@ from typing import Optional
 
 
 def keep_last_logits(model, logits_name: str = 'logits') -> bool:
-    """Edit an in-memory ``onnx.ModelProto`` in place; return False if already edited.
+    """
+    Edit an in-memory ``onnx.ModelProto`` in place; return False if already edited.
 
     Inserts ``Slice(hidden, starts=[-1], ends=[INT64_MAX], axes=[1])`` in front of the node
     that produces ``logits`` (MatMul, or MatMulNBits after quantisation).
@@ -60,7 +62,8 @@ def keep_last_logits(model, logits_name: str = 'logits') -> bool:
 
 
 def keep_last_logits_file(src: Path, dst: Optional[Path] = None) -> Path:
-    """Apply :func:`keep_last_logits` to ``src`` and save to ``dst`` (default: in place).
+    """
+    Apply :func:`keep_last_logits` to ``src`` and save to ``dst`` (default: in place).
 
     Large models are saved with their weights in ``<dst name>.data`` next to ``dst``.
     """

@@ -1,4 +1,5 @@
-"""Conversation memory for the voice assistant: persona, dialect instruction, token budget.
+"""
+Conversation memory for the voice assistant: persona, dialect instruction, token budget.
 
 The robot speaks its reply sentence by sentence and can be interrupted (barge-in), so the
 assistant turn is committed with what was actually *spoken*: :meth:`commit_assistant`
@@ -36,7 +37,8 @@ DIALECT_NAMES = {
 
 
 def dialect_instruction(reply_style: str, dialect: Optional[str]) -> str:
-    """System-prompt sentence for ``reply_style`` 'mandarin' or 'dialect'.
+    """
+    System-prompt sentence for ``reply_style`` 'mandarin' or 'dialect'.
 
     'dialect' follows the user's dialect when it is known and not Mandarin; otherwise the
     reply is Mandarin.  ``dialect`` is a label such as 'yue' or 'sichuanese' (or a Chinese
@@ -94,7 +96,8 @@ class ConversationMemory:
             self._turns.append({'role': 'user', 'content': text})
 
     def commit_assistant(self, spoken_text: str) -> None:
-        """Record the reply as far as it was spoken (think blocks removed).
+        """
+        Record the reply as far as it was spoken (think blocks removed).
 
         Called after playback ends or is interrupted; an empty string (interrupted before
         the first sentence) records nothing, so the next prompt just has two user turns.
@@ -106,7 +109,7 @@ class ConversationMemory:
             self._turns.append({'role': 'assistant', 'content': text})
 
     def revise_last_assistant(self, spoken_text: str) -> None:
-        """The last reply was cut off while it was being played: keep what was spoken."""
+        """Cut the last reply down to what was spoken before playback was interrupted."""
         text = strip_thinking(spoken_text or '').strip()
         with self._lock:
             if self._turns and self._turns[-1]['role'] == 'assistant':
@@ -128,7 +131,8 @@ class ConversationMemory:
         return self._count(message['content']) + self._WRAP_TOKENS
 
     def messages(self, reserve_tokens: int = 0) -> List[Dict[str, str]]:
-        """System message + the newest turns that fit ``token_budget - reserve_tokens``.
+        """
+        System message + the newest turns that fit ``token_budget - reserve_tokens``.
 
         The oldest turns are dropped permanently (whole user/assistant groups, so history
         never starts with an orphan assistant reply); the newest user turn is always kept.

@@ -1,4 +1,5 @@
-"""Qwen3 / Qwen2 decoder on ONNX Runtime: KV-cache decode loop with IO binding.
+"""
+Qwen3 / Qwen2 decoder on ONNX Runtime: KV-cache decode loop with IO binding.
 
 The graph is an optimum ``text-generation-with-past`` export (inputs ``input_ids``,
 ``attention_mask``, ``position_ids``, ``past_key_values.N.key/value``; outputs ``logits``,
@@ -75,7 +76,8 @@ def _load_json(path: Path, required: bool) -> Dict:
 
 
 class OnnxCausalLM:
-    """One decoder graph + tokenizer with a persistent KV cache (single conversation).
+    """
+    One decoder graph + tokenizer with a persistent KV cache (single conversation).
 
     ``provider``: 'cpu', 'cuda' or 'tensorrt' (TensorRT engines are cached in
     ``trt_cache_dir``; first build takes minutes).  ``max_context`` bounds prompt + reply
@@ -292,7 +294,8 @@ class OnnxCausalLM:
                      cancel: Optional[threading.Event] = None,
                      stop_token_ids: Optional[Sequence[int]] = None,
                      deadline: Optional[float] = None) -> Iterator[int]:
-        """Yield generated token ids (stop token excluded) for ``prompt_ids``.
+        """
+        Yield generated token ids (stop token excluded) for ``prompt_ids``.
 
         Stops on a stop id (default <|im_end|>, <|endoftext|> and generation_config's
         eos), ``options.max_new_tokens``, a full context, ``deadline`` (time.monotonic),
@@ -363,7 +366,8 @@ class OnnxCausalLM:
 
     def score_continuations(self, messages: List[Message], continuations: Sequence[str],
                             enable_thinking: bool = False) -> List[float]:
-        """Total log-probability (natural log) of each text as the assistant's reply.
+        """
+        Total log-probability (natural log) of each text as the assistant's reply.
 
         The prompt is ``messages`` rendered with the generation prompt (non-thinking mode by
         default), shared by all continuations through the cache.  An empty continuation

@@ -1,4 +1,5 @@
-"""ONNX Runtime execution providers for the decoder graph: CPU, CUDA, TensorRT.
+"""
+ONNX Runtime execution providers for the decoder graph: CPU, CUDA, TensorRT.
 
 The TensorRT EP builds one engine per optimisation profile; a decoder has dynamic inputs
 (``input_ids`` [batch, seq], ``attention_mask`` [batch, past+seq], ``position_ids``
@@ -52,7 +53,8 @@ class DecoderLayout:
 
 def describe_decoder(inputs: Sequence[InputSpec], num_kv_heads: Optional[int] = None,
                      head_dim: Optional[int] = None) -> DecoderLayout:
-    """Check ``inputs`` are a KV-cache decoder's and return its layout.
+    """
+    Check ``inputs`` are a KV-cache decoder's and return its layout.
 
     Raises :class:`LLMNotConfigured` naming any unexpected or missing input, or cache shapes
     that disagree with config.json's ``num_key_value_heads`` / ``head_dim``.
@@ -141,7 +143,8 @@ def trt_profile_shapes(inputs: Sequence[InputSpec], max_context: int, max_prompt
                        opt_context: Optional[int] = None, batch: int = 1,
                        num_kv_heads: Optional[int] = None,
                        head_dim: Optional[int] = None) -> Dict[str, str]:
-    """Build TensorRT EP profile strings covering every dynamic decoder input.
+    """
+    Build TensorRT EP profile strings covering every dynamic decoder input.
 
     min: one new token, empty cache.  opt: one new token with ``opt_context`` (default half
     the context) already cached — decode is the hot path.  max: ``max_prompt`` new tokens and
@@ -211,7 +214,8 @@ def session_providers(provider: str, inputs: Optional[Sequence[InputSpec]] = Non
                       device_id: int = 0, num_kv_heads: Optional[int] = None,
                       head_dim: Optional[int] = None,
                       available: Optional[Sequence[str]] = None) -> List[Tuple[str, Dict]]:
-    """ORT ``providers=`` list for ``provider`` ('cpu' | 'cuda' | 'tensorrt').
+    """
+    ORT ``providers=`` list for ``provider`` ('cpu' | 'cuda' | 'tensorrt').
 
     TensorRT falls back to CUDA then CPU for nodes TensorRT cannot take (MatMulNBits in
     INT4/INT8 graphs runs on the CUDA EP).  ``available`` (default: what the installed

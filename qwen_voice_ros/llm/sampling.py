@@ -1,4 +1,5 @@
-"""Next-token selection on a logits row (numpy only).
+"""
+Next-token selection on a logits row (numpy only).
 
 Processing order follows transformers' ``generate``: repetition penalty, then temperature,
 top-k, top-p, min-p, then a draw from a seeded ``numpy.random.Generator``.  Greedy is the

@@ -1,4 +1,5 @@
-"""Random-weight Qwen3 / Qwen2 models for tests and benchmarks (no model hub needed).
+"""
+Random-weight Qwen3 / Qwen2 models for tests and benchmarks (no model hub needed).
 
 ``build_tiny_hf_model`` writes a Hugging Face directory (config.json, generation_config.json,
 safetensors weights, tokenizer.json, tokenizer_config.json with the Qwen3 chat template) and
@@ -88,7 +89,8 @@ def build_tiny_hf_model(out_dir=None, arch: str = 'qwen3', hidden_size: int = 64
                         head_dim: Optional[int] = None, vocab_size: Optional[int] = None,
                         seed: int = 0, intermediate_size: Optional[int] = None,
                         tie_word_embeddings: bool = False) -> Path:
-    """Write (or reuse) a random-weight Qwen3/Qwen2 model directory and return its path.
+    """
+    Write (or reuse) a random-weight Qwen3/Qwen2 model directory and return its path.
 
     ``vocab_size`` None -> the tokenizer's size (small); a larger value (e.g. 151936) pads the
     embedding like the real models.  ``out_dir`` None -> the content-hashed cache directory.
@@ -176,7 +178,8 @@ def _write_hf_model(out: Path, args: Dict) -> None:
 
 
 def export_onnx(hf_dir, onnx_dir=None, opset: int = 17) -> Path:
-    """Export ``hf_dir`` with optimum (text-generation-with-past, fp32) and return the dir.
+    """
+    Export ``hf_dir`` with optimum (text-generation-with-past, fp32) and return the dir.
 
     The returned directory holds ``model.onnx`` (+ external data when large), config.json,
     generation_config.json and the tokenizer files.  ``onnx_dir`` None -> cache directory.

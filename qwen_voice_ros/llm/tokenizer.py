@@ -1,4 +1,5 @@
-"""Qwen tokenizer from a model directory's ``tokenizer.json`` (``tokenizers`` library only).
+"""
+Qwen tokenizer from a model directory's ``tokenizer.json`` (``tokenizers`` library only).
 
 Also :class:`IncrementalDecoder`, which turns a growing list of token ids into text deltas
 without ever emitting half of a multi-byte UTF-8 character (Qwen's byte-level BPE often
