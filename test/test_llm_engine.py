@@ -68,6 +68,22 @@ def test_two_turns_reuse_cache_and_match(model):
     assert fresh.generate(prompt2, GREEDY_32, stop_token_ids=()) == reply2
 
 
+def test_device_style_cache_truncation_matches(model):
+    """The Slice-graph truncation used on CUDA/TensorRT, exercised here on CPU buffers."""
+    _, onnx_dir, reference = model
+    engine = OnnxCausalLM(onnx_dir)
+    engine._graph_truncate = True
+    turn1 = [SYSTEM, {'role': 'user', 'content': '请讲一个笑话。'}]
+    reply1 = engine.generate(engine.encode_chat(turn1), GREEDY_32, stop_token_ids=())
+    turn2 = turn1 + [{'role': 'assistant', 'content': engine.tokenizer.decode(reply1, True)},
+                     {'role': 'user', 'content': '再说一遍。'}]
+    prompt2 = engine.encode_chat(turn2)
+    reply2 = engine.generate(prompt2, GREEDY_32, stop_token_ids=())
+    assert engine._truncate_session is not None
+    assert 0 < engine.last_stats['reused_tokens'] < len(engine.encode_chat(turn1)) + 32
+    assert reply2 == reference_greedy(reference, prompt2)
+
+
 def test_exact_extension_and_repeat_prompt(model):
     _, onnx_dir, reference = model
     engine = OnnxCausalLM(onnx_dir)

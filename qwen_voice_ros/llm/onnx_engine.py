@@ -36,6 +36,21 @@ from qwen_voice_ros.llm.tokenizer import IncrementalDecoder, QwenTokenizer
 
 _NP_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16}
 
+# A one-node graph, Slice(x[1, kv, past, hd], starts=[0], ends=end, axes=[2]), serialised
+# (opset 17, IR 8) so the device-side cache truncation needs no onnx package on the robot.
+_TRUNCATE_GRAPHS = {
+    np.dtype(np.float32): (
+        'CAgSDnF3ZW5fdm9pY2Vfcm9zOq8BCiAKAXgKBnN0YXJ0cwoDZW5kCgRheGVzEgF5IgVTbGljZRIOdHJ1bmNh'
+        'dGVfY2FjaGUqDwgBEAc6AQBCBnN0YXJ0cyoNCAEQBzoBAkIEYXhlc1ojCgF4Eh4KHAgBEhgKAggBCgQSAmt2'
+        'CgYSBHBhc3QKBBICaGRaEQoDZW5kEgoKCAgHEgQKAggBYiMKAXkSHgocCAESGAoCCAEKBBICa3YKBhIEa2Vl'
+        'cAoEEgJoZEIECgAQEQ=='),
+    np.dtype(np.float16): (
+        'CAgSDnF3ZW5fdm9pY2Vfcm9zOq8BCiAKAXgKBnN0YXJ0cwoDZW5kCgRheGVzEgF5IgVTbGljZRIOdHJ1bmNh'
+        'dGVfY2FjaGUqDwgBEAc6AQBCBnN0YXJ0cyoNCAEQBzoBAkIEYXhlc1ojCgF4Eh4KHAgKEhgKAggBCgQSAmt2'
+        'CgYSBHBhc3QKBBICaGRaEQoDZW5kEgoKCAgHEgQKAggBYiMKAXkSHgocCAoSGAoCCAEKBBICa3YKBhIEa2Vl'
+        'cAoEEgJoZEIECgAQEQ=='),
+}
+
 
 def physical_cores() -> int:
     """Physical CPU cores available to this process (hyper-threads not counted)."""
@@ -172,6 +187,9 @@ class OnnxCausalLM:
         self._device = 'cpu' if provider == 'cpu' else 'cuda'
         self._device_id = device_id
         self._ort = ort
+        # CPU truncates the cache with numpy; devices run a one-node Slice graph in place.
+        self._graph_truncate = self._device != 'cpu'
+        self._truncate_session = None
         self._io = self.session.io_binding()
         self._allocate()
         self._cached: List[int] = []   # token ids whose keys/values sit in the cache
@@ -217,7 +235,7 @@ class OnnxCausalLM:
         old = len(self._cached)
         if length >= old:
             return
-        if length > 0 and self._device == 'cpu':
+        if length > 0 and not self._graph_truncate:
             kv, hd = self.num_kv_heads, self.head_dim
             src_set, dst_set = self._kv_sets[self._cur], self._kv_sets[1 - self._cur]
             for src, dst in zip(src_set, dst_set):
@@ -226,9 +244,37 @@ class OnnxCausalLM:
                     src[:kv * old * hd].reshape(kv, old, hd)[:, :length]
             self._cur = 1 - self._cur
         elif length > 0:
-            # No device-side strided copy in ORT's Python API: recompute the prefix instead.
-            length = 0
+            self._truncate_on_device(old, length)
         del self._cached[length:]
+
+    def _truncate_on_device(self, old: int, length: int) -> None:
+        """Copy the first ``length`` positions into the other buffer set, on the device.
+
+        ORT's Python API has no strided device-to-device copy, so a tiny Slice graph does it
+        with both ends bound to the cache buffers (the cache never visits the host).
+        """
+        ort = self._ort
+        if self._truncate_session is None:
+            import base64
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            providers = ['CPUExecutionProvider'] if self._device == 'cpu' else \
+                [('CUDAExecutionProvider', {'device_id': str(self._device_id)}),
+                 'CPUExecutionProvider']
+            graph = base64.b64decode(_TRUNCATE_GRAPHS[np.dtype(self.kv_dtype)])
+            self._truncate_session = ort.InferenceSession(graph, options, providers=providers)
+        session = self._truncate_session
+        io = session.io_binding()
+        end = np.array([length], dtype=np.int64)
+        io.bind_input('end', 'cpu', 0, np.int64, [1], end.ctypes.data)
+        kv, hd = self.num_kv_heads, self.head_dim
+        src, dst = self._kv_ptrs[self._cur], self._kv_ptrs[1 - self._cur]
+        dev, dev_id, kv_type = self._device, self._device_id, self.kv_dtype
+        for index in range(len(self.past_names)):
+            io.bind_input('x', dev, dev_id, kv_type, [1, kv, old, hd], src[index])
+            io.bind_output('y', dev, dev_id, kv_type, [1, kv, length, hd], dst[index])
+            session.run_with_iobinding(io)
+        self._cur = 1 - self._cur
 
     def _forward(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray:
         """Run ``ids`` after the cache; return logits [m, vocab] (m = 1 or len(ids))."""
