@@ -248,7 +248,8 @@ class OnnxCausalLM:
         del self._cached[length:]
 
     def _truncate_on_device(self, old: int, length: int) -> None:
-        """Copy the first ``length`` positions into the other buffer set, on the device.
+        """
+        Copy the first ``length`` positions into the other buffer set, on the device.
 
         ORT's Python API has no strided device-to-device copy, so a tiny Slice graph does it
         with both ends bound to the cache buffers (the cache never visits the host).
