@@ -137,13 +137,14 @@ class OnnxCausalLM:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise LLMNotConfigured('the onnx LLM backend needs onnxruntime') from exc
-        declared = read_graph_inputs(graph_path)
-        # Validate before building a session: a wrong graph fails fast with a clear message.
-        describe_decoder(declared or expected_inputs_from_config(self.model_dir / 'config.json'),
-                         self.num_kv_heads, self.head_dim)
+        # TensorRT needs the inputs before the session exists (profiles); read them without
+        # the weights.  Other providers check the live session's inputs below.
+        declared = read_graph_inputs(graph_path) if provider == 'tensorrt' else None
+        if declared is None:
+            declared = expected_inputs_from_config(self.model_dir / 'config.json')
+        describe_decoder(declared, self.num_kv_heads, self.head_dim)
         providers = session_providers(
-            provider, inputs=declared or expected_inputs_from_config(
-                self.model_dir / 'config.json'),
+            provider, inputs=declared,
             max_context=self.max_context, max_prompt=self.max_prompt,
             trt_cache_dir=trt_cache_dir, trt_fp16=trt_fp16, device_id=device_id,
             num_kv_heads=self.num_kv_heads, head_dim=self.head_dim)
