@@ -206,3 +206,7 @@ def test_trt_prebuild_without_tensorrt_fails_that_step_only(fp32_export, tmp_pat
     assert 'TensorrtExecutionProvider' in summary['trt']['error']
     assert (out / 'model.onnx').read_bytes() == before
     assert 'trt_prebuild' in summary['seconds']
+    # The export's own record survives; the failed prebuild is added to it.
+    info = json.loads((out / 'export_info.json').read_text())
+    assert info['max_abs_diff'] < 1e-3
+    assert 'TensorrtExecutionProvider' in info['trt']['error']

@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='quantisation block size along the input dimension (default 32)')
     parser.add_argument('--symmetric', action='store_true',
                         help='symmetric quantisation (no zero points)')
-    parser.add_argument('--accuracy-level', type=int, choices=(0, 1, 2, 3, 4), default=None,
-                        help="MatMulNBits compute type on CPU (4 = int8 activations, fastest; "
-                             "default: the op's default, float)")
+    parser.add_argument('--accuracy-level', type=int, choices=(0, 1, 2, 3, 4), default=4,
+                        help='MatMulNBits compute type on CPU: 4 (default) = int8 activations, '
+                             '3.5x (int4) / 50x (int8) faster decode here than 0 = float')
     parser.add_argument('--validate', dest='validate', action='store_true', default=True,
                         help='compare logits with transformers on a few prompts (default)')
     parser.add_argument('--no-validate', dest='validate', action='store_false',
@@ -234,8 +234,13 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
     summary['out_dir_bytes'] = onnx_export.dir_size(out_dir)
     summary['seconds'] = dict(progress.seconds, total=round(progress.elapsed(), 2))
     summary['status'] = 'ok' if exit_code == 0 else 'trt_unavailable'
-    info = {k: v for k, v in summary.items() if k != 'files'}
-    (out_dir / 'export_info.json').write_text(json.dumps(info, indent=2, ensure_ascii=False))
+    info_path = out_dir / 'export_info.json'
+    if prebuild_only and info_path.is_file():  # keep the export's record, add the cache's
+        info = json.loads(info_path.read_text())
+        info['trt'] = summary.get('trt')
+    else:
+        info = {k: v for k, v in summary.items() if k != 'files'}
+    info_path.write_text(json.dumps(info, indent=2, ensure_ascii=False))
     return exit_code
 
 

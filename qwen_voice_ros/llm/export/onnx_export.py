@@ -145,7 +145,10 @@ def move_onnx(src_dir: Path, dst_dir: Path) -> bool:
 
 
 def dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob('*') if p.is_file())
+    """Bytes under ``path``, not counting the ``.work`` staging directory."""
+    root = Path(path)
+    return sum(p.stat().st_size for p in root.rglob('*')
+               if p.is_file() and '.work' not in p.relative_to(root).parts)
 
 
 def remove_tree(path: Path) -> None:
