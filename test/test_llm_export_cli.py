@@ -121,6 +121,7 @@ def test_quantised_graph_uses_matmulnbits_and_still_runs(tiny_hf_dir, tmp_path, 
     for node in nbits:
         attrs = {a.name: a.i for a in node.attribute}
         assert attrs['bits'] == bits and attrs['block_size'] == block
+        assert attrs['accuracy_level'] == 4  # int8 activations on CPU (the fast kernels)
     initializers = {t.name for t in graph.initializer}
     assert not [n.name for n in graph.node
                 if n.op_type == 'MatMul' and n.input[1] in initializers]
