@@ -53,7 +53,7 @@ def test_assemble_replaces_a_stale_file_with_the_wrong_hash(tmp_path):
 
 
 def test_locate_parts_names_the_missing_packages(tmp_path):
-    pack = OfflinePack(name='x', gguf_file='x.gguf', sha256='0' * 64, size=1,
+    pack = OfflinePack(name='x', gguf_file='x.gguf', sha256='0' * 64,
                        parts=(('qwen_voice_no_such_part_pkg', 'data/part01.bin'),))
     with pytest.raises(ExportError) as err:
         locate_parts(pack)

