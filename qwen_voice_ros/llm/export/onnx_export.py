@@ -52,18 +52,41 @@ def resolve_model(model: str) -> Tuple[str, Optional[Path]]:
     if not looks_like_hub_id(model):
         raise ModelNotFound('model directory {} does not exist.'.format(local))
     try:
-        from huggingface_hub import hf_hub_download
-        hf_hub_download(model, 'config.json')
+        from huggingface_hub import hf_hub_download, HfApi
+    except ImportError as exc:
+        raise ModelNotFound('{} is not a local directory and huggingface_hub is not installed '
+                            'to fetch it: {}'.format(model, exc)) from None
+    try:
+        hf_hub_download(model, 'config.json', local_files_only=True)  # already cached?
+        return model, None
+    except Exception:  # noqa: B902 - not cached: ask the hub below
+        pass
+    try:
+        # One metadata request fails in well under a second when the hub is unreachable;
+        # a download would retry with back-off for ~25 s, logging every attempt.
+        HfApi().model_info(model, timeout=10)
     except Exception as exc:  # offline, unknown repo, gated repo, ... all end the same way
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ''
         raise ModelNotFound(
             "'{model}' is not a local directory and could not be fetched from the Hugging Face "
-            'Hub ({kind}{sep}{reason}). On a machine with internet run '
-            '`huggingface-cli download {model} --local-dir DIR` (or let this tool fetch it '
-            'there) and pass --model DIR.'.format(
-                model=model, kind=type(exc).__name__, sep=': ' if reason else '',
-                reason=reason[:200])) from None
+            'Hub ({reason}). On a machine with internet run `huggingface-cli download {model} '
+            '--local-dir DIR` (or let this tool fetch it there) and pass --model DIR.'.format(
+                model=model, reason=_hub_failure(exc))) from None
     return model, None
+
+
+def _hub_failure(exc: Exception) -> str:
+    """One short line saying why the hub lookup failed."""
+    kind = type(exc).__name__
+    text = str(exc)
+    if kind in ('OfflineModeIsEnabled',) or 'HF_HUB_OFFLINE' in text:
+        return 'HF_HUB_OFFLINE is set'
+    if kind in ('ConnectionError', 'ConnectTimeout', 'ReadTimeout', 'Timeout') or \
+            'NameResolution' in text or 'Max retries' in text:
+        return 'the hub is unreachable from this machine'
+    if kind in ('RepositoryNotFoundError', 'GatedRepoError'):
+        return 'no such public repository; private or gated ones need `huggingface-cli login`'
+    first = text.strip().splitlines()[0] if text.strip() else ''
+    return '{}: {}'.format(kind, first[:160]) if first else kind
 
 
 def copy_sidecar_files(src_dir: Path, out_dir: Path, overwrite: bool = False) -> List[str]:
