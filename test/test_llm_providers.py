@@ -117,3 +117,16 @@ def test_real_export_inputs_match_config_prediction():
     assert [s.shape[1::2] for s in declared[3:]] == [s.shape[1::2] for s in predicted[3:]]
     shapes = trt_profile_shapes(declared, max_context=256, max_prompt=64)
     assert shapes['trt_profile_opt_shapes'].count('past_key_values') == len(declared) - 3
+
+
+def test_a_provider_that_did_not_load_is_an_error_not_a_silent_fallback():
+    from qwen_voice_ros.llm.base import LLMNotConfigured
+    from qwen_voice_ros.llm.providers import check_active_provider
+    check_active_provider('cpu', ['CPUExecutionProvider'])
+    check_active_provider('tensorrt', ['TensorrtExecutionProvider', 'CUDAExecutionProvider',
+                                       'CPUExecutionProvider'])
+    # What onnxruntime-gpu did on an H100 without TensorRT libraries: a CUDA session.
+    with pytest.raises(LLMNotConfigured, match='libnvinfer'):
+        check_active_provider('tensorrt', ['CUDAExecutionProvider', 'CPUExecutionProvider'])
+    with pytest.raises(LLMNotConfigured, match='provider cpu'):
+        check_active_provider('cuda', ['CPUExecutionProvider'])

@@ -28,9 +28,9 @@ import numpy as np
 from qwen_voice_ros.llm import chat_template
 from qwen_voice_ros.llm.base import ChatBackend, GenerationOptions, LLMError, \
     LLMNotConfigured, Message
-from qwen_voice_ros.llm.providers import check_outputs, describe_decoder, \
-    expected_inputs_from_config, inputs_from_session, model_file, present_output_name, \
-    read_graph_inputs, session_providers
+from qwen_voice_ros.llm.providers import check_active_provider, check_outputs, \
+    describe_decoder, expected_inputs_from_config, inputs_from_session, model_file, \
+    present_output_name, read_graph_inputs, session_providers
 from qwen_voice_ros.llm.sampling import log_softmax, Sampler
 from qwen_voice_ros.llm.tokenizer import IncrementalDecoder, QwenTokenizer
 
@@ -160,6 +160,7 @@ class OnnxCausalLM:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise LLMNotConfigured('cannot load ONNX graph %s: %s' % (graph_path, exc)) \
                 from exc
+        check_active_provider(provider, self.session.get_providers())
         layout = describe_decoder(inputs_from_session(self.session), self.num_kv_heads,
                                   self.head_dim)
         if layout.num_layers != self.num_layers:

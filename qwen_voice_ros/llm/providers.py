@@ -249,6 +249,25 @@ def session_providers(provider: str, inputs: Optional[Sequence[InputSpec]] = Non
     return [trt, cuda, cpu]
 
 
+def check_active_provider(provider: str, active: Sequence[str]) -> None:
+    """
+    Raise LLMNotConfigured when the session did not get the provider that was asked for.
+
+    onnxruntime lists TensorRT/CUDA as available whenever the wheel was built with them, but
+    falls back to the next provider, with only a log line, when their libraries (libnvinfer,
+    libcudnn, ...) fail to load.  Seen on an H100 with onnxruntime-gpu 1.31 and no TensorRT
+    installed: a 'tensorrt' session ran on CUDA.  A robot configured for TensorRT must say so
+    at configure, not run at a fraction of the expected speed.
+    """
+    wanted = ORT_PROVIDER_NAMES[provider]
+    if not active or active[0] != wanted:
+        raise LLMNotConfigured('%s was requested but the session runs on %s: its libraries did '
+                               'not load (for TensorRT: libnvinfer; for CUDA: libcudart/'
+                               'libcudnn on LD_LIBRARY_PATH); install them or choose provider %s'
+                               % (wanted, list(active),
+                                  'cuda' if provider == 'tensorrt' else 'cpu'))
+
+
 def expected_inputs_from_config(config_path) -> List[InputSpec]:
     """Predict the optimum export's inputs from config.json (used when onnx is absent)."""
     with open(str(config_path), encoding='utf-8') as handle:
