@@ -27,8 +27,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='qwen-voice-demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('--llm-model-dir', default=os.environ.get('QWEN_VOICE_LLM_DIR', ''),
                         help='ONNX model directory for the llm node (qwen-voice-export output)')
-    parser.add_argument('--gap-s', type=float, default=6.0, help='seconds between text turns')
-    parser.add_argument('--tail-s', type=float, default=20.0)
+    # A new turn is a barge-in: leave each reply time to be generated and spoken.
+    parser.add_argument('--gap-s', type=float, default=15.0, help='seconds between text turns')
+    parser.add_argument('--tail-s', type=float, default=15.0)
+    parser.add_argument('--max-new-tokens', type=int, default=64)
     parser.add_argument('stack_args', nargs='*', metavar='NAME:=VALUE',
                         help='passed to qwen-voice-stack (e.g. llm_backend:=openai_http)')
     args = parser.parse_args(argv)
@@ -39,7 +41,8 @@ def main(argv=None) -> int:
     write_text_turns_bag(bag, DEMO_TURNS, gap_s=args.gap_s)
     params = os.path.join(work, 'demo.yaml')
     with open(params, 'w') as f:
-        f.write('/**/llm:\n  ros__parameters:\n    model_dir: "%s"\n' % args.llm_model_dir)
+        f.write('/**/llm:\n  ros__parameters:\n    model_dir: "%s"\n    max_new_tokens: %d\n'
+                % (args.llm_model_dir, args.max_new_tokens))
     py = sys.executable
     stack = subprocess.Popen([py, '-m', 'qwen_voice_ros.stack.runner', '--no-respawn',
                               '--extra-params-file', params] + args.stack_args)
