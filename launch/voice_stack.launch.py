@@ -1,4 +1,5 @@
-"""Launch the voice stack: ``ros2 launch qwen_voice_ros voice_stack.launch.py``.
+"""
+Launch the voice stack: ``ros2 launch qwen_voice_ros voice_stack.launch.py``.
 
 Launch arguments switch each node on or off (``capture:=false``), pick ``params_file``,
 ``namespace``, ``llm_backend`` and ``use_sim_time``.  The node list comes from
@@ -19,7 +20,7 @@ from qwen_voice_ros.stack.description import NODES, PACKAGE, build_stack, defaul
 
 
 def _lifecycle_actions(node):
-    """The node plus: configure on every (re)start, activate on reaching inactive."""
+    """Return the node and its actions: configure on each (re)start, activate when inactive."""
     params = list(node.params_files) + [dict(node.overrides)]
     action = LifecycleNode(package=PACKAGE, executable=node.spec.executable, name=node.name,
                            namespace=node.namespace, parameters=params, output='screen',

@@ -137,7 +137,7 @@ def level_of(status):
 
 @contextlib.contextmanager
 def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None, extra_nodes=()):
-    """dialect + llm (HTTP backend at ``llm_url``) + tts as processes, and a Probe on them.
+    """Start dialect + llm (HTTP backend at ``llm_url``) + tts as processes, and a Probe on them.
 
     Yields (probe, env) once all three nodes report 'serving' on /diagnostics; the probe
     records voice/events, dialect, reply, reply_sentence, tts/audio and /diagnostics.

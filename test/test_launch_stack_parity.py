@@ -13,11 +13,10 @@ import time
 import types
 
 import pytest
-
-pytest.importorskip('lifecycle_msgs')  # the launch file imports it
-
 from qwen_voice_ros.stack import runner
 from qwen_voice_ros.stack.description import NODES
+
+pytest.importorskip('lifecycle_msgs')  # the launch file imports it
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,7 +11,8 @@ TARGETS = [os.path.join(REPO, 'qwen_voice_ros'), os.path.join(REPO, 'launch')]
 
 @pytest.mark.linter
 def test_vermin_says_python_3_8():
-    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'vermin'), '-t=3.8-', '--eval-annotations',
+    vermin = os.path.join(os.path.dirname(sys.executable), 'vermin')
+    out = subprocess.run([vermin, '-t=3.8-', '--eval-annotations',
                           '--no-tips', '--violations'] + TARGETS,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert out.returncode == 0, out.stdout

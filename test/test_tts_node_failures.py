@@ -1,5 +1,8 @@
-"""TTS failures: espeak-ng missing fails configure with the reason; a failing synthesis is
-reported for that sentence and the next sentence is spoken."""
+"""TTS failures: a clear configure error, and one failed sentence does not stop the next.
+
+espeak-ng missing fails configure with the reason; a failing synthesis is reported for that
+sentence and the next sentence is spoken.
+"""
 import os
 import stat
 import textwrap
@@ -74,7 +77,8 @@ def test_failed_sentence_is_reported_and_the_next_is_spoken(tmp_path):
                        and diagnostics_of(probe, 'tts').message == 'serving', 20, 'tts active')
         pub.publish(String(data='这句话是坏的。'))
         probe.wait_for(lambda: any(e['stage'] == 'error' for e in probe.events()), 20, 'error')
-        assert 'synthesis failed' in [e for e in probe.events() if e['stage'] == 'error'][0]['error']
+        errors = [e for e in probe.events() if e['stage'] == 'error']
+        assert 'synthesis failed' in errors[0]['error']
         probe.wait_for(lambda: level_of(diagnostics_of(probe, 'tts')) == 1, 10, 'WARN')
         pub.publish(String(data='这句话是好的。'))
         probe.wait_for(lambda: len(probe.messages('tts/audio')) == 1, 20, 'the next sentence')

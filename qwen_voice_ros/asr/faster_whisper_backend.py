@@ -1,4 +1,5 @@
-"""Whisper through faster-whisper (CTranslate2): runs on CPU int8 or CUDA, no torch needed.
+"""
+Whisper through faster-whisper (CTranslate2): runs on CPU int8 or CUDA, no torch needed.
 
 The model is a converted CTranslate2 directory (``model.bin``, ``config.json``,
 ``tokenizer.json``...), e.g. made with ``ct2-transformers-converter --model

@@ -1,4 +1,5 @@
-"""PCM audio as the ``audio_common_msgs`` messages carry it: format checks and conversions.
+"""
+PCM audio as the ``audio_common_msgs`` messages carry it: format checks and conversions.
 
 ``AudioInfo`` describes a stream (channels, sample_rate, sample_format e.g. S16LE,
 coding_format WAVE).  Everything inside the stack is float32 mono at the pipeline rate
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from math import gcd
-from typing import Optional
 
 import numpy as np
 
@@ -59,7 +59,8 @@ class AudioFormat:
 
 
 def decode_pcm(data: bytes, fmt: AudioFormat) -> np.ndarray:
-    """Bytes -> float32 mono in [-1, 1] (channels averaged).
+    """
+    Bytes -> float32 mono in [-1, 1] (channels averaged).
 
     Raises AudioFormatError for a byte count that is not whole frames: a truncated message
     would otherwise shift every later sample by a byte and turn speech into noise.
@@ -105,7 +106,8 @@ def _kaiser_lowpass(up: int, down: int) -> np.ndarray:
 
 
 def resample_poly(audio: np.ndarray, up: int, down: int, block: int = 8192) -> np.ndarray:
-    """Numpy polyphase resampler, same output as ``scipy.signal.resample_poly``.
+    """
+    Numpy polyphase resampler, same output as ``scipy.signal.resample_poly``.
 
     Plain numpy on purpose: importing scipy.signal takes seconds on a small CPU, which a
     node would pay on its first turn.

@@ -1,4 +1,5 @@
-"""Where played audio goes: a sound device (PortAudio via sounddevice), WAV files, or nowhere.
+"""
+Where played audio goes: a sound device (PortAudio via sounddevice), WAV files, or nowhere.
 
 Every sink plays one chunk at a time from its own thread.  ``play(audio, sample_rate,
 on_done, tag)`` returns at once; chunks handed over while one plays wait in the sink's FIFO.
@@ -99,7 +100,8 @@ class AudioSink(abc.ABC):
 
     @abc.abstractmethod
     def _play_blocking(self, audio: np.ndarray, sample_rate: int, tag: str) -> float:
-        """Play one chunk; return once done or once ``self._interrupt`` is set.
+        """
+        Play one chunk; return once done or once ``self._interrupt`` is set.
 
         Returns the seconds actually played.
         """

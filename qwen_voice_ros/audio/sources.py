@@ -1,4 +1,5 @@
-"""Where captured audio comes from: a sound device (PortAudio via sounddevice) or a WAV file.
+"""
+Where captured audio comes from: a sound device (PortAudio via sounddevice) or a WAV file.
 
 A source calls ``on_chunk(float32 mono at its own rate)`` from its own thread, chunk by
 chunk, until stopped.  ``create_source`` picks one by parameter.
@@ -35,7 +36,7 @@ class AudioSource(abc.ABC):
 
     @property
     def finished(self) -> bool:
-        """True once a finite source (a file) has delivered everything."""
+        """Tell whether a finite source (a file) has delivered everything."""
         return False
 
 

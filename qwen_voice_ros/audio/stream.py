@@ -1,4 +1,5 @@
-"""Decode an ``audio_common_msgs`` audio stream into the pipeline's float32 mono samples.
+"""
+Decode an ``audio_common_msgs`` audio stream into the pipeline's float32 mono samples.
 
 A subscriber holds one :class:`AudioStreamDecoder` per stream.  ``AudioInfo`` messages set
 its format (until one arrives the stream is taken as S16LE mono 16 kHz, what ``audio_capture``
@@ -40,7 +41,8 @@ class DecodedAudio:
 
 
 class StreamResampler:
-    """Polyphase resampling of a stream fed in chunks of any size.
+    """
+    Polyphase resampling of a stream fed in chunks of any size.
 
     Gives the same samples as one ``resample_poly`` call over the whole stream (same filter
     as scipy's; the numpy one from ``pcm`` avoids importing scipy.signal on the robot),
@@ -118,7 +120,8 @@ class AudioStreamDecoder:
 
     def set_info(self, channels: int, sample_rate: int, sample_format: str,
                  coding_format: str = 'WAVE') -> AudioFormat:
-        """Take the fields of an ``AudioInfo``; raise AudioFormatError if unusable.
+        """
+        Take the fields of an ``AudioInfo``; raise AudioFormatError if unusable.
 
         After a rejected info every payload is rejected too (it is in that format) until
         a usable info arrives.

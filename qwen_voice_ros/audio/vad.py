@@ -1,4 +1,5 @@
-"""Voice activity detection: a frame classifier plus the segmenter that turns it into utterances.
+"""
+Voice activity detection: a frame classifier plus the segmenter that turns it into utterances.
 
 The segmenter is the part every VAD needs (frame models split on syllable gaps): speech
 starts after ``min_speech_ms`` of voiced frames, ends after ``min_silence_ms`` of silence

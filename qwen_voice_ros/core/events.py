@@ -1,4 +1,5 @@
-"""Per-turn events: the JSON schema carried on the ``voice/events`` topic (std_msgs/String).
+"""
+Per-turn events: the JSON schema carried on the ``voice/events`` topic (std_msgs/String).
 
 Every stage publishes one event per thing it produces for a user turn, all carrying the
 same ``turn_id``.  Plain text topics (``transcript``, ``dialect``, ``reply``...) stay plain

@@ -1,4 +1,5 @@
-"""Attribute plain-text messages to turns, and track which turn is current (barge-in).
+"""
+Attribute plain-text messages to turns, and track which turn is current (barge-in).
 
 ``std_msgs/String`` has no header, so a text message is matched to its turn through the
 event its producer publishes alongside (same text, same stage).  Messages and events travel

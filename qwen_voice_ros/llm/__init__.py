@@ -1,4 +1,5 @@
-"""LLM reply: chat backends behind :class:`~qwen_voice_ros.llm.base.ChatBackend`.
+"""
+LLM reply: chat backends behind :class:`~qwen_voice_ros.llm.base.ChatBackend`.
 
 ``create_backend`` picks one by parameter; each backend imports what it needs when built,
 so ``import qwen_voice_ros.llm`` works without onnxruntime or a server.

@@ -1,4 +1,5 @@
-"""The one small interface every chat backend implements.
+"""
+The one small interface every chat backend implements.
 
 Backends: ``onnx`` (Qwen3 decoder graphs on ONNX Runtime, the default) and ``openai_http``
 (any OpenAI-compatible chat-completions server: vLLM, SGLang, llama.cpp server).  The LLM
@@ -57,7 +58,8 @@ class ChatBackend(abc.ABC):
     @abc.abstractmethod
     def stream_chat(self, messages: List[Message], options: GenerationOptions,
                     cancel: Optional[threading.Event] = None) -> Iterator[str]:
-        """Yield text deltas of the reply, raw (a ``<think>`` block may be included).
+        """
+        Yield text deltas of the reply, raw (a ``<think>`` block may be included).
 
         Stops promptly (within one decode step / one network read) once ``cancel`` is set.
         """

@@ -1,4 +1,5 @@
-"""``qwen-voice-export``: Hugging Face model -> ONNX decoder directory for the ONNX engine.
+"""
+``qwen-voice-export``: Hugging Face model -> ONNX decoder directory for the ONNX engine.
 
     qwen-voice-export --model Qwen/Qwen3-1.7B --out models/qwen3-1.7b-int4 --quantize int4
     qwen-voice-export --offline-pack qwen2.5-coder-0.5b --out models/qwen2.5-coder-0.5b-int4 \

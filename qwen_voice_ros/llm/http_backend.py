@@ -1,4 +1,5 @@
-"""OpenAI-compatible chat-completions client (vLLM, SGLang, llama.cpp server, ...).
+"""
+OpenAI-compatible chat-completions client (vLLM, SGLang, llama.cpp server, ...).
 
 Standard library only (urllib), streamed with server-sent events or whole.  Qwen3's
 thinking switch is passed as ``chat_template_kwargs.enable_thinking`` (vLLM, SGLang and

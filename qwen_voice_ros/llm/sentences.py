@@ -1,4 +1,5 @@
-"""Turn a stream of text deltas into sentence-sized chunks for TTS, CJK-aware.
+"""
+Turn a stream of text deltas into sentence-sized chunks for TTS, CJK-aware.
 
 A chunk ends at 。！？；… (and their ASCII forms followed by space/end), or a newline.  The
 first chunk of a reply may also break at ， 、 , once it is ``first_min_chars`` long, so the

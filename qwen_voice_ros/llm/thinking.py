@@ -7,7 +7,8 @@ OPEN, CLOSE = '<think>', '</think>'
 
 
 class ThinkFilter:
-    """Feed raw deltas; get back (spoken_delta, thinking_delta).
+    """
+    Feed raw deltas; get back (spoken_delta, thinking_delta).
 
     Tags may arrive split across deltas, so a possible tag prefix is held back until it is
     decided.  Text before any tag is spoken; a reply that opens with ``<think>`` is thinking

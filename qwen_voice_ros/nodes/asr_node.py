@@ -1,4 +1,5 @@
-"""Hearing node (``qwen-voice-asr``, node name ``hearing``): audio -> utterances -> text.
+"""
+Hearing node (``qwen-voice-asr``, node name ``hearing``): audio -> utterances -> text.
 
 Subscribes ``audio_stamped`` + ``audio_info`` (our capture node or upstream ``audio_capture``
 with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD and for each:

@@ -1,4 +1,5 @@
-"""The lifecycle node every stage is built on: parameters, diagnostics, turn events.
+"""
+The lifecycle node every stage is built on: parameters, diagnostics, turn events.
 
 A stage subclasses :class:`VoiceNode` and fills in four hooks: ``declare()`` its parameters,
 ``load()`` its backend on configure (raise to fail configure with the message),
@@ -108,7 +109,8 @@ class VoiceNode(LifecycleNode):
                                                     ros_io.QOS_EVENTS))
 
     def subscribe_text_turns(self, topic: str, stage: str, callback):
-        """Plain text input attributed to turns (see core.turns.TextTurnMatcher).
+        """
+        Plain text input attributed to turns (see core.turns.TextTurnMatcher).
 
         ``callback(turn_id, turn_stamp, text, event_or_None)`` runs once per message.  Text
         from a producer that publishes no events starts a new turn here, and this node

@@ -1,4 +1,5 @@
-"""Capture node: microphone (or a WAV file) -> ``audio_stamped`` + latched ``audio_info``.
+"""
+Capture node: microphone (or a WAV file) -> ``audio_stamped`` + latched ``audio_info``.
 
 Same topic names and message types as upstream ``audio_capture`` with ``format:=wave``, so
 either can feed the hearing node.  Messages carry S16LE mono at ``sample_rate``;

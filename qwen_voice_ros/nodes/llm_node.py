@@ -1,4 +1,5 @@
-"""LLM node: transcript -> streamed reply sentences + full reply (std_msgs/String) + events.
+"""
+LLM node: transcript -> streamed reply sentences + full reply (std_msgs/String) + events.
 
 Generation runs on a worker thread so the node keeps receiving: a newer turn cancels the
 running one within one decode step / network read (barge-in), and the cut-off reply enters

@@ -1,4 +1,5 @@
-"""Playback node: ``tts/audio`` (AudioDataStamped, frame_id = turn id) -> speaker.
+"""
+Playback node: ``tts/audio`` (AudioDataStamped, frame_id = turn id) -> speaker.
 
 Chunks play in arrival order through a sink (``sounddevice``, ``wav`` or ``null``); after
 each chunk has played, a ``playback`` event (turn_id, seq = arrival order within the turn,

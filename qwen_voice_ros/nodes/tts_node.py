@@ -1,4 +1,5 @@
-"""TTS node: reply sentences (std_msgs/String) -> speech on ``tts/audio`` (AudioDataStamped).
+"""
+TTS node: reply sentences (std_msgs/String) -> speech on ``tts/audio`` (AudioDataStamped).
 
 Each sentence becomes one audio message whose ``header.frame_id`` is the turn id; its
 format is latched on ``tts/audio_info``.  Synthesis runs on a worker thread; sentences of a
@@ -10,7 +11,6 @@ import queue
 import threading
 from typing import Dict
 
-from std_msgs.msg import String
 
 from qwen_voice_ros.audio.pcm import AudioFormat, resample
 from qwen_voice_ros.core.turns import TurnTracker

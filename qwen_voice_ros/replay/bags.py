@@ -1,4 +1,5 @@
-"""rosbag2 reading and writing (sqlite3 and mcap) with the ``rosbags`` library; no rclpy.
+"""
+rosbag2 reading and writing (sqlite3 and mcap) with the ``rosbags`` library; no rclpy.
 
 Messages stay serialized (CDR bytes) from bag to wire and back: the replayer publishes what
 was recorded and the recorder stores what arrived, so any message type whose definition the
@@ -186,7 +187,8 @@ def make_qos(latched: bool = False, depth: int = 10, reliable: bool = True):
 
 
 class BagRecorder:
-    """Write serialized messages into a new rosbag2 (thread-safe; use as a context manager).
+    """
+    Write serialized messages into a new rosbag2 (thread-safe; use as a context manager).
 
     Every storage operation runs on one private worker thread, because sqlite3 connections
     may only be used by the thread that opened them while ``write`` is called from ROS
@@ -309,7 +311,8 @@ def write_text_turns_bag(path, turns: Iterable[str], topic: str = 'transcript',
                          start_ns: int = DEFAULT_START_NS, with_events: bool = False,
                          events_topic: str = EVENTS_TOPIC, node: str = '/qwen_voice_replay',
                          turn_id_prefix: str = 'bag', distro: str = 'jazzy') -> List[int]:
-    """Write a bag of std_msgs/String transcripts, one every ``gap_s`` seconds.
+    """
+    Write a bag of std_msgs/String transcripts, one every ``gap_s`` seconds.
 
     With ``with_events`` each transcript is accompanied (same timestamp) by a ``transcript``
     turn event on ``events_topic`` (schema in qwen_voice_ros.core.events).  Returns the
@@ -347,7 +350,8 @@ _BOUNDED_STRING = re.compile(r'^(w?string)<(\d+)>$')
 
 
 def rosidl_field_to_msg(field_type: str) -> Tuple[str, Optional[str]]:
-    """Map an rclpy ``get_fields_and_field_types()`` type to .msg syntax.
+    """
+    Map an rclpy ``get_fields_and_field_types()`` type to .msg syntax.
 
     Returns (msg field type, nested 'pkg/msg/Type' or None).
     """

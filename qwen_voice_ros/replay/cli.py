@@ -1,4 +1,5 @@
-"""qwen-voice-replay: play a rosbag2 into the running graph and record what the stack answers.
+"""
+qwen-voice-replay: play a rosbag2 into the running graph and record what the stack answers.
 
     qwen-voice-replay BAG [--rate R] [--topics T ...] [--loop] [--clock [HZ]]
                       [--record OUT_BAG] [--record-topics T[:pkg/msg/Type] ...]

@@ -1,4 +1,5 @@
-"""Replay timing: when each recorded message is due, and what /clock says; no rclpy.
+"""
+Replay timing: when each recorded message is due, and what /clock says; no rclpy.
 
 The schedule maps bag time to wall time: message ``i`` of loop iteration ``k`` is due at
 ``wall_start + (t_i - t_first + k * period) / rate`` where ``period`` is the bag's span plus
@@ -19,7 +20,8 @@ MAX_SLEEP_S = 0.05
 
 
 class Player:
-    """Publish ``messages`` (sorted by timestamp) with their recorded timing.
+    """
+    Publish ``messages`` (sorted by timestamp) with their recorded timing.
 
     ``rate`` scales speed (2.0 = twice as fast), ``loop`` repeats until stopped (or ``loops``
     times when given), ``start_offset_s`` skips that much bag time from the first message.

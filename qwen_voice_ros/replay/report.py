@@ -1,4 +1,5 @@
-"""The replay report: one row per turn from a bag's ``voice/events`` (no rclpy).
+"""
+The replay report: one row per turn from a bag's ``voice/events`` (no rclpy).
 
     python -m qwen_voice_ros.replay.report OUT_BAG [--events-topic voice/events] [--json]
 

@@ -1,4 +1,5 @@
-"""The README's run command: the whole stack on its embedded defaults, turn by turn.
+"""
+The README's run command: the whole stack on its embedded defaults, turn by turn.
 
 Starts every node of the stack (``qwen-voice-stack``), a monitor that prints each stage's
 output per turn and each node's health, then plays a bag of text turns into ``transcript``

@@ -1,4 +1,5 @@
-"""The voice stack as data: which nodes exist, how each is started, with which parameters.
+"""
+The voice stack as data: which nodes exist, how each is started, with which parameters.
 
 Both ``launch/voice_stack.launch.py`` (launch_ros, on a ROS install) and ``qwen-voice-stack``
 (plain processes, where launch_ros is missing) build their node list from here, so the two
@@ -94,7 +95,7 @@ def parse_bool(value) -> bool:
 def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = '',
                 namespace: str = '', llm_backend: str = '', use_sim_time=False,
                 autostart: bool = True) -> List[NodeLaunch]:
-    """The node list for the given switches; unknown switch names are an error."""
+    """Return the node list for the given switches; unknown switch names are an error."""
     enabled = dict(enabled or {})
     unknown = set(enabled) - {n.name for n in NODES}
     if unknown:

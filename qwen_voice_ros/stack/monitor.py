@@ -1,4 +1,5 @@
-"""Print what the stack does, turn by turn: each stage's output and each node's health.
+"""
+Print what the stack does, turn by turn: each stage's output and each node's health.
 
 ``python -m qwen_voice_ros.stack.monitor [--duration S] [--namespace NS]`` follows
 ``voice/events`` and ``/diagnostics``; the README's run command uses it to show the stack.

@@ -1,4 +1,5 @@
-"""``qwen-voice-stack``: start the voice stack as processes where launch_ros is not installed.
+"""
+``qwen-voice-stack``: start the voice stack as processes where launch_ros is not installed.
 
 Same node list and parameters as ``launch/voice_stack.launch.py`` (both come from
 :mod:`qwen_voice_ros.stack.description`); nodes configure and activate themselves
@@ -69,7 +70,7 @@ def stack_from_args(args: argparse.Namespace) -> List[NodeLaunch]:
 
 
 def describe(stack: List[NodeLaunch]) -> List[dict]:
-    """Comparable description of a node list (the launch test uses the same shape)."""
+    """Describe a node list comparably (the launch test uses the same shape)."""
     return [{'name': n.name, 'executable': n.spec.executable, 'namespace': n.namespace,
              'params_files': n.params_files, 'overrides': n.overrides} for n in stack]
 

@@ -14,7 +14,8 @@ def create_tts(backend: str, **params) -> TTSBackend:
     if not backend or backend == 'none':
         raise TTSNotConfigured('no tts backend configured (set parameter backend: %s)'
                                % ' | '.join(BACKENDS))
-    raise TTSNotConfigured('unknown tts backend %r (available: %s)' % (backend, ', '.join(BACKENDS)))
+    raise TTSNotConfigured('unknown tts backend %r (available: %s)'
+                           % (backend, ', '.join(BACKENDS)))
 
 
 __all__ = ['BACKENDS', 'Speech', 'TTSBackend', 'TTSError', 'TTSNotConfigured', 'create_tts']

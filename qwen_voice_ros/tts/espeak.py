@@ -1,4 +1,5 @@
-"""espeak-ng: formant TTS for Mandarin and Cantonese, always available, robotic.
+"""
+espeak-ng: formant TTS for Mandarin and Cantonese, always available, robotic.
 
 Voices: ``cmn-latn-pinyin`` for Mandarin (the plain ``cmn`` voice reads Han characters as
 English-spelled pinyin with tone digits), ``yue`` for Cantonese.  The dialect of the turn

@@ -1,4 +1,5 @@
-"""Export tooling behind ``qwen-voice-export`` (runs on a PC; not needed on the robot).
+"""
+Export tooling behind ``qwen-voice-export`` (runs on a PC; not needed on the robot).
 
 Pipeline: Hugging Face model directory or hub id -> optimum ONNX export (opset 17,
 ``text-generation-with-past``) -> optional INT8/INT4 weight-only quantisation (MatMulNBits)

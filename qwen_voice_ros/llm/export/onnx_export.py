@@ -1,4 +1,5 @@
-"""Hugging Face causal LM -> ONNX decoder graph with KV cache, via optimum's ``main_export``.
+"""
+Hugging Face causal LM -> ONNX decoder graph with KV cache, via optimum's ``main_export``.
 
 The output directory is self-contained for the run-time engine: ``model.onnx`` (plus
 ``model.onnx_data`` when the weights exceed protobuf's 2 GB limit) next to ``config.json``,
@@ -35,7 +36,8 @@ def looks_like_hub_id(model: str) -> bool:
 
 
 def resolve_model(model: str) -> Tuple[str, Optional[Path]]:
-    """Return ``(source for from_pretrained, local dir or None)`` or raise :class:`ModelNotFound`.
+    """
+    Return ``(source for from_pretrained, local dir or None)`` or raise :class:`ModelNotFound`.
 
     A local directory wins; otherwise an ``owner/name`` id is checked against the hub by
     fetching its ``config.json`` (which fails fast and clearly when the hub is unreachable).

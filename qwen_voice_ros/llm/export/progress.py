@@ -8,7 +8,8 @@ from typing import Dict, Iterator, Optional, TextIO
 
 
 class Progress:
-    """Print ``[n/N] title`` when a step starts and its duration when it ends.
+    """
+    Print ``[n/N] title`` when a step starts and its duration when it ends.
 
     Stdout is left to the caller (the final summary / JSON line); progress goes to stderr.
     """

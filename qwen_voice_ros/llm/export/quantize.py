@@ -1,4 +1,5 @@
-"""Weight-only INT4/INT8 quantisation of the decoder's MatMul weights (``MatMulNBits``).
+"""
+Weight-only INT4/INT8 quantisation of the decoder's MatMul weights (``MatMulNBits``).
 
 Activations stay float; each constant MatMul weight is quantised in blocks of ``block_size``
 input channels with one scale (and zero point) per block.  ``MatMulNBits`` is an ONNX Runtime
@@ -25,7 +26,8 @@ def initializer_bytes(model) -> int:
 
 
 def save_onnx(model, path: Path, force_external: bool = False) -> bool:
-    """Save ``model``; weights go to ``model.onnx_data`` beside it when too big for protobuf.
+    """
+    Save ``model``; weights go to ``model.onnx_data`` beside it when too big for protobuf.
 
     Returns whether external data was used.  Any stale external data file is removed first so
     a small model never leaves an old, unreferenced ``model.onnx_data`` behind.
@@ -57,7 +59,8 @@ def count_ops(model_path: Path) -> Dict[str, int]:
 
 
 def fold_transposed_weights(model) -> int:
-    """Give MatMuls that read ``Transpose(initializer)`` their own transposed initializer.
+    """
+    Give MatMuls that read ``Transpose(initializer)`` their own transposed initializer.
 
     optimum ties lm_head to the token embedding through a Transpose node; the quantiser only
     sees constant initializers, so without this the largest MatMul (hidden x vocab) would
@@ -95,7 +98,8 @@ def fold_transposed_weights(model) -> int:
 def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: int = 32,
                      symmetric: bool = False, accuracy_level: Optional[int] = None,
                      last_logits_only: bool = False) -> Dict[str, object]:
-    """Quantise ``src_model``'s MatMul weights to ``scheme`` ('int4'|'int8') into ``dst_model``.
+    """
+    Quantise ``src_model``'s MatMul weights to ``scheme`` ('int4'|'int8') into ``dst_model``.
 
     ``src_model``'s external data (if any) is read from its own directory, so ``dst_model``
     should live in another directory (or replace the source only after this returns).
@@ -144,7 +148,8 @@ def quantize_weights(src_model: Path, dst_model: Path, scheme: str, block_size: 
 
 
 def finalize_float(src_model: Path, dst_model: Path, last_logits_only: bool) -> bool:
-    """Write the unquantised graph to ``dst_model`` (optionally last-position logits only).
+    """
+    Write the unquantised graph to ``dst_model`` (optionally last-position logits only).
 
     Returns whether external data was used.
     """

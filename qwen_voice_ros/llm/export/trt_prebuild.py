@@ -1,4 +1,5 @@
-"""Build the TensorRT engine cache of an exported decoder ahead of time.
+"""
+Build the TensorRT engine cache of an exported decoder ahead of time.
 
 ONNX Runtime's TensorRT EP compiles its engines on the first session/run, which takes minutes
 on a Jetson.  Running this step once on the target device (engines are specific to the GPU
@@ -42,7 +43,8 @@ def check_tensorrt_available() -> str:
 def prebuild(model_dir: Path, cache_dir: Path, fp16: bool = True,
              max_context: int = DEFAULT_MAX_CONTEXT, max_prompt: int = DEFAULT_MAX_PROMPT
              ) -> Dict[str, object]:
-    """Load ``model_dir`` in the run-time engine with the TensorRT EP and generate a little.
+    """
+    Load ``model_dir`` in the run-time engine with the TensorRT EP and generate a little.
 
     Going through :class:`~qwen_voice_ros.llm.onnx_engine.OnnxCausalLM` itself guarantees
     the provider options (profile shapes from ``providers.py``, FP16, cache path) are the

@@ -1,4 +1,5 @@
-"""Compare an exported decoder graph with transformers on a few prompts.
+"""
+Compare an exported decoder graph with transformers on a few prompts.
 
 For each prompt: transformers' full-sequence logits vs. ONNX Runtime's (plain CPU session,
 empty past), and one KV-cache step (prefix first, then the last token with the returned
@@ -25,7 +26,8 @@ RANDOM_PROMPT_LENGTHS = (7, 13, 4)
 
 def prompt_token_ids(source: str, vocab_size: int, prompts: Sequence[str] = DEFAULT_PROMPTS,
                      seed: int = 0) -> List[List[int]]:
-    """Token ids for ``prompts`` (chat-templated when the tokenizer has a template).
+    """
+    Token ids for ``prompts`` (chat-templated when the tokenizer has a template).
 
     Without a tokenizer, deterministic random ids stand in: the comparison is about the
     graph, not the text.
