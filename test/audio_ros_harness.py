@@ -1,41 +1,16 @@
 """Helpers for the audio node tests: nodes as child processes, an rclpy probe in this process.
 
-Each test module gets a random ROS domain (101-230) with discovery kept on localhost and the
-fast-discovery profile; the probe uses its own rclpy Context, so it does not collide with any
-other test's use of the global context.
+The domain, environment and probe come from ros_harness (shared with the text-graph tests);
+this module adds the audio-node process wrapper and diagnostics helpers.
 """
 from __future__ import annotations
 
-import os
-import random
 import subprocess
 import sys
-import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROFILE = os.path.join(REPO, 'config', 'fastdds_fast_discovery.xml')
-
-
-def ros_env(domain_id: int) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update({'ROS_DOMAIN_ID': str(domain_id), 'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST',
-                'FASTRTPS_DEFAULT_PROFILES_FILE': PROFILE, 'PYTHONUNBUFFERED': '1',
-                'RCUTILS_LOGGING_BUFFERED_STREAM': '0'})
-    env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
-    return env
-
-
-def param_args(params: Dict[str, object]) -> List[str]:
-    args = []
-    for key, value in params.items():
-        if isinstance(value, bool):
-            value = 'true' if value else 'false'
-        elif isinstance(value, str) and value == '':
-            value = "''"
-        args += ['-p', '%s:=%s' % (key, value)]
-    return args
+from ros_harness import REPO, Probe, param_args, random_domain, ros_env  # noqa: F401 (re-exported)
 
 
 class NodeProcess:
@@ -70,50 +45,6 @@ class NodeProcess:
         self._log.close()
 
 
-class Probe:
-    """An rclpy node in this process, spinning on a background thread."""
-
-    def __init__(self, domain_id: int, name: str = 'audio_test_probe'):
-        os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-        os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', PROFILE)
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        self.rclpy = rclpy
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if not self.context.ok():
-                    return
-                raise
-
-    def collect(self, msg_type, topic: str, qos) -> list:
-        """Subscribe and append every message to the returned list."""
-        received: list = []
-
-        def on_msg(msg):
-            with self.lock:
-                received.append(msg)
-        self.node.create_subscription(msg_type, topic, on_msg, qos)
-        return received
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(timeout=2.0)
-
-
 def wait_for(condition: Callable[[], object], timeout: float, what: str = 'condition',
              procs: Optional[List[NodeProcess]] = None, interval: float = 0.05):
     """Poll until ``condition()`` is truthy; fail with the node logs on timeout."""
@@ -129,10 +60,6 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str = 'condi
         time.sleep(interval)
     logs = '\n'.join('--- %s ---\n%s' % (p.log_path, p.log()[-3000:]) for p in procs or [])
     raise AssertionError('timed out after %.1f s waiting for %s\n%s' % (timeout, what, logs))
-
-
-def random_domain() -> int:
-    return random.SystemRandom().randint(101, 230)
 
 
 def diag_statuses(msgs: list, node_fqn: str) -> list:

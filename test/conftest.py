@@ -7,6 +7,8 @@ are not collected, the ROS-free core tests run.
 import os
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
@@ -22,3 +24,12 @@ if os.environ.get('QWEN_VOICE_CORE_ONLY') == '1':
                 text = f.read()
             if any(token in text for token in NEEDS_FULL_ENV):
                 collect_ignore.append(name)
+
+
+@pytest.fixture(scope='module')
+def probe():
+    """Yield a test-process ROS node on a private DDS domain (``probe.domain``), one per module."""
+    from ros_harness import Probe, random_domain
+    p = Probe(random_domain())
+    yield p
+    p.close()

@@ -18,13 +18,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASTDDS_PROFILE = os.path.join(REPO, 'config', 'fastdds_fast_discovery.xml')
 
 
+def random_domain():
+    return random.SystemRandom().randint(101, 230)
+
+
 def ros_env(domain_id=None):
+    """Child-process environment: own domain, localhost discovery, this checkout importable."""
     env = os.environ.copy()
-    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random.randint(101, 230))
+    env['ROS_DOMAIN_ID'] = str(domain_id if domain_id is not None else random_domain())
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env['FASTRTPS_DEFAULT_PROFILES_FILE'] = FASTDDS_PROFILE
     env['PYTHONUNBUFFERED'] = '1'
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
+    env['RCUTILS_LOGGING_BUFFERED_STREAM'] = '0'
+    env['PYTHONPATH'] = REPO + (os.pathsep + env['PYTHONPATH'] if env.get('PYTHONPATH') else '')
     return env
 
 
@@ -70,6 +77,7 @@ class Probe:
 
     def __init__(self, domain_id):
         import rclpy
+        self.domain = int(domain_id)
         from rclpy.executors import SingleThreadedExecutor
         os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
         os.environ.setdefault('FASTRTPS_DEFAULT_PROFILES_FILE', FASTDDS_PROFILE)
@@ -86,7 +94,12 @@ class Probe:
 
     def _spin(self):
         while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                raise
 
     def subscribe(self, msg_type, topic, qos):
         self.received[topic] = []
@@ -95,6 +108,16 @@ class Probe:
             with self._lock:
                 self.received[topic].append(msg)
         return self.node.create_subscription(msg_type, topic, callback, qos)
+
+    def collect(self, msg_type, topic, qos):
+        """Subscribe and append every message to the returned list."""
+        received = []
+
+        def callback(msg):
+            with self._lock:
+                received.append(msg)
+        self.node.create_subscription(msg_type, topic, callback, qos)
+        return received
 
     def publisher(self, msg_type, topic, qos):
         return self.node.create_publisher(msg_type, topic, qos)

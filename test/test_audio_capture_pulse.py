@@ -18,8 +18,8 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('audio_common_msgs')
 
-from audio_ros_harness import (NodeProcess, Probe, diag_level, diag_statuses,  # noqa: E402
-                               diag_values, random_domain, wait_for)
+from audio_ros_harness import (NodeProcess, diag_level, diag_statuses,  # noqa: E402
+                               diag_values, wait_for)
 
 from qwen_voice_ros.audio.wavfile import write_wav  # noqa: E402
 
@@ -61,15 +61,6 @@ def pulse():
         zeros.close()
         subprocess.run(['pulseaudio', '--kill'], env=env, timeout=10)
         shutil.rmtree(runtime, ignore_errors=True)
-
-
-@pytest.fixture(scope='module')
-def probe():
-    domain = random_domain()
-    p = Probe(domain)
-    p.domain = domain
-    yield p
-    p.close()
 
 
 def chunks_to_audio(msgs):

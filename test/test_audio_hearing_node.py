@@ -11,22 +11,13 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('audio_common_msgs')
 
-from audio_ros_harness import (NodeProcess, Probe, diag_level, diag_statuses,  # noqa: E402
-                               diag_values, random_domain, wait_for)
+from audio_ros_harness import (NodeProcess, diag_level, diag_statuses,  # noqa: E402
+                               diag_values, wait_for)
 from test_audio_vad import scene  # noqa: E402
 
 from qwen_voice_ros.audio.pcm import AudioFormat, encode_s16le, resample  # noqa: E402
 from qwen_voice_ros.audio.wavfile import read_wav, write_wav  # noqa: E402
 from qwen_voice_ros.core import events  # noqa: E402
-
-
-@pytest.fixture(scope='module')
-def probe():
-    domain = random_domain()
-    p = Probe(domain)
-    p.domain = domain
-    yield p
-    p.close()
 
 
 class HearingHarness:

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('audio_common_msgs')
 
-from audio_ros_harness import (NodeProcess, Probe, diag_level, diag_statuses,  # noqa: E402
-                               diag_values, random_domain, wait_for)
+from audio_ros_harness import (NodeProcess, diag_level, diag_statuses,  # noqa: E402
+                               diag_values, wait_for)
 
 from qwen_voice_ros.audio.pcm import AudioFormat, encode_s16le  # noqa: E402
 from qwen_voice_ros.audio.wavfile import read_wav  # noqa: E402
@@ -26,15 +26,6 @@ def tone(freq, seconds, rate=16000, amp=0.4):
 def dominant_hz(audio, rate):
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
     return np.argmax(spectrum) * rate / float(len(audio))
-
-
-@pytest.fixture(scope='module')
-def probe():
-    domain = random_domain()
-    p = Probe(domain)
-    p.domain = domain
-    yield p
-    p.close()
 
 
 class Harness:

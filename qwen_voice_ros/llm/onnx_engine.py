@@ -366,15 +366,20 @@ class OnnxCausalLM:
         stats['prefill_s'] = time.perf_counter() - start
         seen = list(prompt_ids) if sampler.repetition_penalty != 1.0 else ()
         decode_start = time.perf_counter()
-        for step in range(int(options.max_new_tokens)):
+
+        def interrupted() -> Optional[str]:
             if cancel is not None and cancel.is_set():
-                stats['stop_reason'] = 'cancelled'
-                break
-            if self._owner is not owner:
-                stats['stop_reason'] = 'superseded'
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                stats['stop_reason'] = 'timeout'
+                return 'cancelled'
+            if self._owner is not owner:  # another generate/score call took the cache
+                return 'superseded'
+            return None
+
+        for step in range(int(options.max_new_tokens)):
+            reason = interrupted()
+            if reason is None and deadline is not None and time.monotonic() > deadline:
+                reason = 'timeout'
+            if reason:
+                stats['stop_reason'] = reason
                 break
             token = sampler(logits, seen)
             if step == 0:
@@ -386,11 +391,9 @@ class OnnxCausalLM:
             yield token
             if step + 1 >= options.max_new_tokens:
                 break
-            if cancel is not None and cancel.is_set():
-                stats['stop_reason'] = 'cancelled'
-                break
-            if self._owner is not owner:
-                stats['stop_reason'] = 'superseded'
+            reason = interrupted()
+            if reason:
+                stats['stop_reason'] = reason
                 break
             if len(self._cached) + 1 > self.max_context:
                 stats['stop_reason'] = 'context_full'
