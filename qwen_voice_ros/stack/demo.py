@@ -24,6 +24,54 @@ DEMO_TURNS = [
 ]
 
 
+def node_fqns(stack_args) -> list:
+    """Fully qualified names of the nodes ``qwen-voice-stack stack_args`` starts."""
+    from qwen_voice_ros.stack import runner
+    stack = runner.stack_from_args(runner.parse_args(list(stack_args)))
+    return ['/'.join(['', n.namespace.strip('/'), n.name]).replace('//', '/') for n in stack]
+
+
+def settled(level: int, message: str) -> bool:
+    """Tell whether a health report is final: serving, or failed (with a reason to show)."""
+    return level >= 2 or (level == 0 and message == 'serving')
+
+
+def wait_until_settled(fqns, timeout_s: float) -> list:
+    """
+    Wait until every node reports serving or an error on /diagnostics; return the ones that didn't.
+
+    A fixed sleep is not enough: loading a model at configure can take from seconds (the demo
+    pack here) to minutes (Qwen3-1.7B on a Jetson), and a turn played before the llm node
+    subscribes would never reach it.
+    """
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('voice_demo_wait', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    done = set()
+
+    def on_diagnostics(msg):
+        for status in msg.status:
+            level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+            if settled(level, status.message):
+                done.add(status.name.split(':', 1)[0])
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 50)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not set(fqns) <= done:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        context.try_shutdown()
+    return [name for name in fqns if name not in done]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='qwen-voice-demo', description=__doc__.split('\n\n')[0])
     parser.add_argument('--llm-model-dir', default=os.environ.get('QWEN_VOICE_LLM_DIR', ''),
@@ -32,6 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument('--gap-s', type=float, default=15.0, help='seconds between text turns')
     parser.add_argument('--tail-s', type=float, default=15.0)
     parser.add_argument('--max-new-tokens', type=int, default=64)
+    parser.add_argument('--ready-timeout-s', type=float, default=600.0,
+                        help='longest wait for every node to report serving or an error')
     parser.add_argument('stack_args', nargs='*', metavar='NAME:=VALUE',
                         help='passed to qwen-voice-stack (e.g. llm_backend:=openai_http)')
     args = parser.parse_args(argv)
@@ -50,7 +100,10 @@ def main(argv=None) -> int:
     monitor = subprocess.Popen([py, '-m', 'qwen_voice_ros.stack.monitor'])
     code = 1
     try:
-        time.sleep(8.0)  # nodes start, configure and report their health
+        late = wait_until_settled(node_fqns(args.stack_args), args.ready_timeout_s)
+        if late:
+            print('[demo] still starting after %.0f s: %s; playing anyway'
+                  % (args.ready_timeout_s, ', '.join(late)), flush=True)
         print('\n=== playing %d text turns into `transcript` ===' % len(DEMO_TURNS), flush=True)
         out = os.path.join(work, 'recorded')
         code = subprocess.call([py, '-m', 'qwen_voice_ros.replay.cli', bag, '--record', out,
