@@ -14,12 +14,17 @@ class DialectNode(VoiceNode):
         super().__init__('dialect')
 
     def declare(self):
-        self.declare_parameter('backend', 'fast')        # markers | fast | hybrid
+        self.declare_parameter('backend', 'fast')        # markers | fast | llm | hybrid
         self.declare_parameter('llm_threshold', 0.6)
         self.declare_parameter('context_prior', '')      # '' or a label, e.g. sichuanese
         self.declare_parameter('speaker_smoothing', 0.0)
         self.declare_parameter('model_path', '')
         self.declare_parameter('llm_model_dir', '')      # hybrid: ONNX Qwen export for scoring
+        # A second engine next to the llm node's: on a Jetson, whose memory CPU and GPU share,
+        # budget for both or keep this on 'fast'.
+        self.declare_parameter('llm_provider', 'cpu')    # tensorrt | cuda | cpu
+        # few-shot prompt ~270 tokens + the sentence (cut to <= 1250 characters) + label
+        self.declare_parameter('llm_max_context', 2048)
         self.declare_parameter('input_topic', 'transcript')
         self.declare_parameter('output_topic', 'dialect')
         self.classifier = None
@@ -33,7 +38,8 @@ class DialectNode(VoiceNode):
             if not model_dir:
                 raise ValueError('dialect backend %r needs llm_model_dir' % stage)
             from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
-            scorer = OnnxCausalLM(model_dir)
+            scorer = OnnxCausalLM(model_dir, provider=self.param('llm_provider'),
+                                  max_context=int(self.param('llm_max_context')))
         self.classifier = load_dialect_classifier(
             stage=stage, llm_threshold=float(self.param('llm_threshold')),
             context_prior=self.param('context_prior') or None,
