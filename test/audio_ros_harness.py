@@ -11,6 +11,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from ros_harness import REPO, Probe, param_args, random_domain, ros_env  # noqa: F401 (re-exported)
+from ros_harness import level_of as diag_level  # noqa: F401 (re-exported)
 
 
 class NodeProcess:
@@ -70,11 +71,6 @@ def diag_statuses(msgs: list, node_fqn: str) -> list:
             if status.name.startswith(node_fqn + ':'):
                 out.append(status)
     return out
-
-
-def diag_level(status) -> int:
-    level = status.level
-    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
 
 
 def diag_values(status) -> Dict[str, str]:

@@ -154,8 +154,8 @@ def diagnostics_of(probe, node_name):
 
 
 def level_of(status):
-    level = status.level
-    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+    from qwen_voice_ros.nodes.ros_io import diagnostic_level
+    return diagnostic_level(status)
 
 
 @contextlib.contextmanager

@@ -69,6 +69,12 @@ def payload_bytes(msg) -> bytes:
     return bytes(bytearray(data))  # rclpy gives array('B') or a list of ints
 
 
+def diagnostic_level(status) -> int:
+    """DiagnosticStatus.level as an int (rclpy gives a one-byte ``bytes``)."""
+    level = status.level
+    return level[0] if isinstance(level, (bytes, bytearray)) else int(level)
+
+
 def diagnostic_array(stamp, name: str, hardware_id: str, level: int, message: str,
                      values: Optional[Dict[str, object]] = None):
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue

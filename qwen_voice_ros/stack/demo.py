@@ -48,6 +48,8 @@ def wait_until_settled(fqns, timeout_s: float) -> list:
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
 
+    from qwen_voice_ros.nodes import ros_io
+
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('voice_demo_wait', context=context)
@@ -57,10 +59,11 @@ def wait_until_settled(fqns, timeout_s: float) -> list:
 
     def on_diagnostics(msg):
         for status in msg.status:
-            level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+            level = ros_io.diagnostic_level(status)
             if settled(level, status.message):
                 done.add(status.name.split(':', 1)[0])
-    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 50)
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics,
+                             ros_io.QOS_DIAGNOSTICS)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and not set(fqns) <= done:

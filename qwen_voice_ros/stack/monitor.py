@@ -65,7 +65,7 @@ def main(argv=None) -> int:
 
     def on_diag(msg):
         for status in msg.status:
-            level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+            level = ros_io.diagnostic_level(status)
             state = (LEVELS.get(level, level), status.message)
             if health.get(status.name) != state:
                 health[status.name] = state
