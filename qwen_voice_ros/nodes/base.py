@@ -83,6 +83,31 @@ class VoiceNode(LifecycleNode):
     def stamp(self):
         return self.get_clock().now().to_msg()
 
+    def declare_backend_params(self, registry, default: str, key: str = 'backend') -> None:
+        """
+        Declare ``key`` (the backend choice) and every backend's ``<name>.<param>``.
+
+        The parameters come from each backend class's ``PARAMS`` (core.params), so a new
+        backend needs a registry line, not a change here.  ``create_backend`` reads them back.
+        """
+        from rcl_interfaces.msg import ParameterDescriptor
+        self.declare_parameter(key, default, ParameterDescriptor(
+            description='%s backend: %s' % (registry.capability, ' | '.join(registry.names))))
+        for name in registry.names:
+            for param in registry.params(name):
+                self.declare_parameter('%s.%s' % (name, param.name), param.default,
+                                       ros_io.descriptor(param))
+
+    def create_backend(self, registry, key: str = 'backend'):
+        """Build the chosen backend from its ``<name>.<param>`` values (validated)."""
+        name = self.param(key)
+        try:
+            params = registry.params(name)
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        values = {p.name: self.param('%s.%s' % (name, p.name)) for p in params}
+        return registry.create(name, values)
+
     def add_io(self, entity):
         self._io.append(entity)
         return entity

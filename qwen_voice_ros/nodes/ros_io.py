@@ -88,3 +88,23 @@ def diagnostic_array(stamp, name: str, hardware_id: str, level: int, message: st
     array.header.stamp = stamp
     array.status = [status]
     return array
+
+
+def descriptor(param):
+    """A ParameterDescriptor (description, range) from a core.params.Param."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    text = param.description
+    if param.choices:
+        text += ' (%s)' % ' | '.join(param.choices)
+    desc = ParameterDescriptor(description=text)
+    if isinstance(param.default, bool):
+        return desc
+    if isinstance(param.default, int) and (param.min is not None or param.max is not None):
+        desc.integer_range = [IntegerRange(
+            from_value=int(param.min if param.min is not None else -2 ** 31),
+            to_value=int(param.max if param.max is not None else 2 ** 31 - 1), step=0)]
+    elif isinstance(param.default, float) and (param.min is not None or param.max is not None):
+        desc.floating_point_range = [FloatingPointRange(
+            from_value=float(param.min if param.min is not None else -1e308),
+            to_value=float(param.max if param.max is not None else 1e308), step=0.0)]
+    return desc
