@@ -2,7 +2,7 @@
 Launch the voice stack: ``ros2 launch qwen_voice_ros voice_stack.launch.py``.
 
 Launch arguments switch each node on or off (``capture:=false``), pick ``params_file``,
-``namespace``, ``llm_backend`` and ``use_sim_time``.  The node list comes from
+``namespace``, ``llm_backend``, ``llm_model_dir`` and ``use_sim_time``.  The node list comes from
 ``qwen_voice_ros.stack.description`` (as for ``qwen-voice-stack``).  Every node is a lifecycle
 node: this file configures it, then activates it once it reaches ``inactive``; a crashed
 node is respawned and taken through the same transitions again.
@@ -38,10 +38,10 @@ def _lifecycle_actions(node):
 def _stack(context):
     value = {name: LaunchConfiguration(name).perform(context)
              for name in [n.name for n in NODES]
-             + ['params_file', 'namespace', 'llm_backend', 'use_sim_time']}
+             + ['params_file', 'namespace', 'llm_backend', 'llm_model_dir', 'use_sim_time']}
     stack = build_stack({n.name: value[n.name] for n in NODES}, value['params_file'],
                         value['namespace'], value['llm_backend'], value['use_sim_time'],
-                        autostart=False)
+                        autostart=False, llm_model_dir=value['llm_model_dir'])
     actions = []
     for node in stack:
         actions += _lifecycle_actions(node)
@@ -58,6 +58,8 @@ def generate_launch_description():
         DeclareLaunchArgument('namespace', default_value='', description='namespace of all nodes'),
         DeclareLaunchArgument('llm_backend', default_value='',
                               description='override the llm backend: onnx | openai_http'),
+        DeclareLaunchArgument('llm_model_dir', default_value='',
+                              description='llm ONNX model directory (qwen-voice-export output)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='follow /clock (e.g. qwen-voice-replay --clock)'),
     ]

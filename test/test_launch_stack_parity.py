@@ -104,6 +104,7 @@ CASES = [
     {},
     {'capture': 'false', 'hearing': 'false', 'llm_backend': 'openai_http'},
     {'namespace': 'robot1', 'use_sim_time': 'true', 'playback': 'false'},
+    {'llm_model_dir': '/opt/models/qwen3-1.7b-int4', 'capture': 'false'},
 ]
 
 
@@ -129,6 +130,9 @@ def test_launch_file_and_stack_runner_start_the_same_nodes(launch_args):
     if 'llm' in expected and 'llm_backend' in launch_args:
         llm = [n for n in from_runner if n['name'] == 'llm'][0]
         assert llm['overrides']['backend'] == launch_args['llm_backend']
+    if 'llm_model_dir' in launch_args:
+        llm = [n for n in from_runner if n['name'] == 'llm'][0]
+        assert llm['overrides']['model_dir'] == launch_args['llm_model_dir']
     if 'namespace' in launch_args:
         assert all(n['namespace'] == '/' + launch_args['namespace'] for n in from_runner)
 

@@ -41,6 +41,8 @@ NODES = (
 )
 
 LLM_BACKENDS = ('onnx', 'openai_http')
+# The llm node's parameter that the ``llm_model_dir`` launch argument sets.
+LLM_MODEL_DIR_PARAM = 'model_dir'
 
 
 @dataclasses.dataclass
@@ -94,8 +96,13 @@ def parse_bool(value) -> bool:
 
 def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = '',
                 namespace: str = '', llm_backend: str = '', use_sim_time=False,
-                autostart: bool = True) -> List[NodeLaunch]:
-    """Return the node list for the given switches; unknown switch names are an error."""
+                autostart: bool = True, llm_model_dir: str = '') -> List[NodeLaunch]:
+    """
+    Return the node list for the given switches; unknown switch names are an error.
+
+    ``llm_model_dir`` (a qwen-voice-export directory) overrides the llm node's
+    ``onnx.model_dir``/``model_dir`` so a launch argument picks the model without a YAML file.
+    """
     enabled = dict(enabled or {})
     unknown = set(enabled) - {n.name for n in NODES}
     if unknown:
@@ -114,6 +121,8 @@ def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = 
                                         'autostart': autostart}
         if spec.name == 'llm' and llm_backend:
             overrides['backend'] = llm_backend
+        if spec.name == 'llm' and llm_model_dir:
+            overrides[LLM_MODEL_DIR_PARAM] = os.path.abspath(os.path.expanduser(llm_model_dir))
         stack.append(NodeLaunch(spec, namespace, list(files), overrides))
     return stack
 

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 from qwen_voice_ros.stack.description import NODES, NodeLaunch, build_stack
 
 LAUNCH_ARGS = [n.name for n in NODES] + ['params_file', 'namespace', 'llm_backend',
-                                         'use_sim_time']
+                                         'llm_model_dir', 'use_sim_time']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,6 +35,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='applied after params_file (repeatable)')
     parser.add_argument('--namespace', default='')
     parser.add_argument('--llm-backend', default='')
+    parser.add_argument('--llm-model-dir', default='',
+                        help='the llm node\'s ONNX model directory (a qwen-voice-export output)')
     parser.add_argument('--use-sim-time', action='store_true')
     parser.add_argument('--print', dest='print_only', action='store_true',
                         help='print the node list (JSON) and exit')
@@ -57,13 +59,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.params_file = values.get('params_file', args.params_file)
     args.namespace = values.get('namespace', args.namespace)
     args.llm_backend = values.get('llm_backend', args.llm_backend)
+    args.llm_model_dir = values.get('llm_model_dir', args.llm_model_dir)
     args.use_sim_time = values.get('use_sim_time', args.use_sim_time)
     return args
 
 
 def stack_from_args(args: argparse.Namespace) -> List[NodeLaunch]:
     stack = build_stack(args.enabled, args.params_file, args.namespace, args.llm_backend,
-                        args.use_sim_time, autostart=True)
+                        args.use_sim_time, autostart=True,
+                        llm_model_dir=getattr(args, 'llm_model_dir', ''))
     for node in stack:
         node.params_files.extend(getattr(args, 'extra_params_file', []))
     return stack
