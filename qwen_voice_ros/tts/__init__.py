@@ -1,21 +1,34 @@
-"""Text to speech backends behind :class:`~qwen_voice_ros.tts.base.TTSBackend`."""
+"""
+Text to speech backends behind :class:`~qwen_voice_ros.tts.base.TTSBackend`.
+
+``REGISTRY`` maps backend names to classes (imported only when used, so onnxruntime and
+misaki load only with Kokoro).  Each class declares its ``PARAMS``; the tts node declares them
+as ``<backend>.<param>``.
+"""
 from __future__ import annotations
 
+from qwen_voice_ros.core.params import ParamError, Registry
 from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigured
 
-BACKENDS = ('espeak',)
+REGISTRY = Registry('tts', {
+    'kokoro': 'qwen_voice_ros.tts.kokoro:KokoroTTS',
+    'espeak': 'qwen_voice_ros.tts.espeak:EspeakTTS',
+})
+BACKENDS = REGISTRY.names
 
 
 def create_tts(backend: str, **params) -> TTSBackend:
-    """Pick a TTS backend by parameter; heavy imports happen inside the backend."""
-    if backend == 'espeak':
-        from qwen_voice_ros.tts.espeak import EspeakTTS
-        return EspeakTTS(**params)
+    """Build a TTS backend by name from its parameters (unprefixed; defaults fill the rest)."""
     if not backend or backend == 'none':
         raise TTSNotConfigured('no tts backend configured (set parameter backend: %s)'
-                               % ' | '.join(BACKENDS))
-    raise TTSNotConfigured('unknown tts backend %r (available: %s)'
-                           % (backend, ', '.join(BACKENDS)))
+                               % ' | '.join(REGISTRY.names))
+    try:
+        return REGISTRY.create(backend, params)
+    except KeyError as exc:
+        raise TTSNotConfigured(str(exc.args[0])) from None
+    except ParamError as exc:
+        raise TTSNotConfigured('%s: %s' % (backend, exc)) from None
 
 
-__all__ = ['BACKENDS', 'Speech', 'TTSBackend', 'TTSError', 'TTSNotConfigured', 'create_tts']
+__all__ = ['BACKENDS', 'REGISTRY', 'Speech', 'TTSBackend', 'TTSError', 'TTSNotConfigured',
+           'create_tts']

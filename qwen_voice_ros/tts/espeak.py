@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from typing import Dict, Optional
 
+from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigured
 
 DEFAULT_VOICES: Dict[str, str] = {'mandarin': 'cmn-latn-pinyin', 'cantonese': 'yue'}
@@ -19,6 +20,14 @@ DEFAULT_VOICES: Dict[str, str] = {'mandarin': 'cmn-latn-pinyin', 'cantonese': 'y
 
 class EspeakTTS(TTSBackend):
     name = 'espeak'
+    PARAMS = (
+        Param('voice', 'cmn-latn-pinyin', 'espeak-ng voice for Mandarin (and for every turn '
+              'when voice_by_dialect is off)'),
+        Param('speed_wpm', 160, 'speaking rate in words per minute', min=80, max=450),
+        Param('voice_by_dialect', True, 'Cantonese turns get the Cantonese voice (yue)'),
+        Param('executable', 'espeak-ng', 'espeak-ng binary (name on PATH or absolute path)'),
+        Param('timeout_s', 10.0, 'seconds one sentence may take', min=0.5, max=120.0),
+    )
 
     def __init__(self, voice: str = 'cmn-latn-pinyin', speed_wpm: int = 160,
                  voice_by_dialect: bool = True, executable: str = 'espeak-ng',

