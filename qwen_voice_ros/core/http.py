@@ -274,6 +274,8 @@ def _send(method, url, body, headers, deadline, connect_timeout_s, watchdog):
         conn.sock.settimeout(max(0.01, deadline - time.monotonic()))
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()
+        if watchdog.fired:  # the shutdown ended the headers early: not a real response
+            raise OSError('connection shut down by the deadline watchdog')
     except (OSError, http.client.HTTPException, ValueError) as exc:
         conn.close()
         if watchdog.fired == 'cancel':
