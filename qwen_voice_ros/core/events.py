@@ -40,12 +40,14 @@ from typing import Any, Dict, Optional
 SCHEMA = 'qwen_voice_ros/turn_event/v1'
 
 STAGES = (
+    'speech_start',    # VAD heard the user start speaking (playback stops at once)
     'utterance',       # VAD closed an utterance (audio published on `utterance`)
     'transcript',      # ASR text (or a text turn injected by replay / a user node)
     'dialect',         # dialect label and scores
     'reply_sentence',  # one streamed sentence of the reply
     'reply',           # the full reply (final; what was spoken if barged in)
     'tts_audio',       # one chunk of synthesised audio (published on `tts/audio`)
+    'playback_start',  # a chunk started playing (seq, duration_s): the robot is speaking
     'playback',        # a chunk finished playing
     'cancelled',       # the turn was superseded (barge-in); later output for it is dropped
     'error',           # the stage failed for this turn; the node keeps serving

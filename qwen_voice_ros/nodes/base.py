@@ -133,7 +133,7 @@ class VoiceNode(LifecycleNode):
         return self.add_io(self.create_subscription(String, self.param('events_topic'), on_msg,
                                                     ros_io.QOS_EVENTS))
 
-    def subscribe_text_turns(self, topic: str, stage: str, callback):
+    def subscribe_text_turns(self, topic: str, stage: str, callback, on_reattribute=None):
         """
         Plain text input attributed to turns (see core.turns.TextTurnMatcher).
 
@@ -141,15 +141,20 @@ class VoiceNode(LifecycleNode):
         from a producer that publishes no events starts a new turn here, and this node
         announces it with a ``stage`` event so later consumers share the turn id (they wait
         longer: ``turn_grace_s`` grows down the pipeline).  Returns ``feed_event`` which the
-        caller must pass every event to.
+        caller must pass every event to.  A text that got a new id before a late event
+        came is re-attributed: ``on_reattribute(old_id, new_id, event)``, not a second turn.
         """
         matcher = turns.TextTurnMatcher(stage, self.now_s, id_factory=self.ids,
                                         grace_s=float(self.param('turn_grace_s')))
         me = self.get_fully_qualified_name()
 
         def deliver(resolved):
-            for turn_id, turn_stamp, text, event in resolved:
+            for turn_id, turn_stamp, text, event, replaces in resolved:
                 if not self.active:
+                    continue
+                if replaces:
+                    if on_reattribute is not None:
+                        on_reattribute(replaces, turn_id, event)
                     continue
                 if event is None:
                     event = self.emit(turn_id, stage, turn_stamp, text=text,
