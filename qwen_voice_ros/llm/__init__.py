@@ -1,41 +1,47 @@
 """
 LLM reply: chat backends behind :class:`~qwen_voice_ros.llm.base.ChatBackend`.
 
-``create_backend`` picks one by parameter; each backend imports what it needs when built,
-so ``import qwen_voice_ros.llm`` works without onnxruntime or a server.
+``REGISTRY`` (a :class:`~qwen_voice_ros.core.params.Registry`) names the backends; each
+backend class declares its parameters in ``PARAMS`` and the llm node declares them as
+``<backend>.<param>``.  A backend imports what it needs when built, so
+``import qwen_voice_ros.llm`` works without onnxruntime or a server.
 """
 from __future__ import annotations
 
+from qwen_voice_ros.core.params import ParamError, Registry
 from qwen_voice_ros.llm.base import (ChatBackend, GenerationOptions, LLMError, LLMNotConfigured,
                                      complete)
 
-BACKENDS = ('onnx', 'openai_http')
+REGISTRY = Registry('llm', {
+    'onnx': 'qwen_voice_ros.llm.onnx_engine:OnnxChatBackend',
+    'openai_http': 'qwen_voice_ros.llm.http_backend:OpenAIHTTPBackend',
+})
+BACKENDS = REGISTRY.names
 
 
 def create_backend(backend: str, **params) -> ChatBackend:
-    """Build a backend by name; raise LLMNotConfigured with a clear message otherwise."""
-    if backend == 'openai_http':
-        from qwen_voice_ros.llm.http_backend import OpenAIHTTPBackend
-        keys = ('base_url', 'model', 'api_key', 'stream', 'connect_timeout_s', 'check_on_load')
-        return OpenAIHTTPBackend(**{k: v for k, v in params.items() if k in keys})
-    if backend == 'onnx':
-        model_dir = params.get('model_dir', '')
-        if not model_dir:
-            raise LLMNotConfigured('onnx backend needs model_dir (a qwen-voice-export output '
-                                   'directory); see docs/llm_export.md')
-        try:
-            from qwen_voice_ros.llm.onnx_engine import OnnxChatBackend
-        except ImportError as exc:
-            raise LLMNotConfigured('onnx backend unavailable: %s' % exc) from None
-        keys = ('model_dir', 'provider', 'trt_cache_dir', 'trt_fp16', 'max_context',
-                'intra_op_threads')
-        return OnnxChatBackend(**{k: v for k, v in params.items() if k in keys and v != ''})
+    """
+    Build a backend by name from its parameters (unknown keys are ignored).
+
+    Raises LLMNotConfigured with a clear message for an unknown backend, a missing or
+    invalid parameter (checked against the backend's ``PARAMS``) or a missing dependency.
+    """
     if not backend or backend == 'none':
         raise LLMNotConfigured('no llm backend configured (set parameter backend: %s)'
                                % ' | '.join(BACKENDS))
-    raise LLMNotConfigured('unknown llm backend %r (available: %s)'
-                           % (backend, ', '.join(BACKENDS)))
+    try:
+        declared = REGISTRY.params(backend)
+    except KeyError as exc:
+        raise LLMNotConfigured(str(exc.args[0])) from None
+    except ImportError as exc:
+        raise LLMNotConfigured('%s backend unavailable: %s' % (backend, exc)) from None
+    names = {p.name for p in declared}
+    values = {k: v for k, v in params.items() if k in names}
+    try:
+        return REGISTRY.create(backend, values)
+    except ParamError as exc:
+        raise LLMNotConfigured('%s backend: %s' % (backend, exc)) from None
 
 
-__all__ = ['BACKENDS', 'ChatBackend', 'GenerationOptions', 'LLMError', 'LLMNotConfigured',
-           'complete', 'create_backend']
+__all__ = ['BACKENDS', 'REGISTRY', 'ChatBackend', 'GenerationOptions', 'LLMError',
+           'LLMNotConfigured', 'complete', 'create_backend']

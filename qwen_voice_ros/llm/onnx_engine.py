@@ -25,13 +25,15 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.llm import chat_template
 from qwen_voice_ros.llm.base import ChatBackend, GenerationOptions, LLMError, \
     LLMNotConfigured, Message
 from qwen_voice_ros.llm.providers import check_active_provider, check_outputs, \
     describe_decoder, expected_inputs_from_config, inputs_from_session, model_file, \
     present_output_name, read_graph_inputs, session_providers
-from qwen_voice_ros.llm.sampling import log_softmax, Sampler
+from qwen_voice_ros.llm.sampling import log_softmax, NgramBlocker, Sampler
+from qwen_voice_ros.llm.sentences import SentenceLimit
 from qwen_voice_ros.llm.tokenizer import IncrementalDecoder, QwenTokenizer
 
 _NP_TYPES = {'tensor(float)': np.float32, 'tensor(float16)': np.float16}
@@ -342,9 +344,14 @@ class OnnxCausalLM:
                      options: Optional[GenerationOptions] = None,
                      cancel: Optional[threading.Event] = None,
                      stop_token_ids: Optional[Sequence[int]] = None,
-                     deadline: Optional[float] = None) -> Iterator[int]:
+                     deadline: Optional[float] = None,
+                     request_ids: Optional[Sequence[int]] = None) -> Iterator[int]:
         """
         Yield generated token ids (stop token excluded) for ``prompt_ids``.
+
+        ``request_ids`` (the last user message's tokens): with
+        ``options.request_ngram_block = n > 0`` the reply never repeats an n-gram of them
+        (see :class:`~qwen_voice_ros.llm.sampling.NgramBlocker`).
 
         Stops on a stop id (default <|im_end|>, <|endoftext|> and generation_config's
         eos), ``options.max_new_tokens``, a full context, ``deadline`` (time.monotonic),
@@ -365,6 +372,10 @@ class OnnxCausalLM:
         logits = self._prefill(prompt_ids)
         stats['prefill_s'] = time.perf_counter() - start
         seen = list(prompt_ids) if sampler.repetition_penalty != 1.0 else ()
+        block_n = int(getattr(options, 'request_ngram_block', 0) or 0)
+        blocker = NgramBlocker(request_ids, block_n, exempt=stops) \
+            if block_n > 0 and request_ids else None
+        out: List[int] = []
         decode_start = time.perf_counter()
 
         def interrupted() -> Optional[str]:
@@ -374,34 +385,37 @@ class OnnxCausalLM:
                 return 'superseded'
             return None
 
-        for step in range(int(options.max_new_tokens)):
-            reason = interrupted()
-            if reason is None and deadline is not None and time.monotonic() > deadline:
-                reason = 'timeout'
-            if reason:
-                stats['stop_reason'] = reason
-                break
-            token = sampler(logits, seen)
-            if step == 0:
-                stats['ttft_s'] = time.perf_counter() - start
-            if token in stops:
-                stats['stop_reason'] = 'stop_token'
-                break
-            stats['new_tokens'] = step + 1
-            yield token
-            if step + 1 >= options.max_new_tokens:
-                break
-            reason = interrupted()
-            if reason:
-                stats['stop_reason'] = reason
-                break
-            if len(self._cached) + 1 > self.max_context:
-                stats['stop_reason'] = 'context_full'
-                break
-            if seen:
-                seen.append(token)
-            logits = self._forward([token])[-1]
-        stats['decode_s'] = time.perf_counter() - decode_start
+        try:
+            for step in range(int(options.max_new_tokens)):
+                reason = interrupted()
+                if reason is None and deadline is not None and time.monotonic() > deadline:
+                    reason = 'timeout'
+                if reason:
+                    stats['stop_reason'] = reason
+                    break
+                token = sampler(logits, seen, blocker.banned(out) if blocker else ())
+                if step == 0:
+                    stats['ttft_s'] = time.perf_counter() - start
+                if token in stops:
+                    stats['stop_reason'] = 'stop_token'
+                    break
+                stats['new_tokens'] = step + 1
+                yield token
+                if step + 1 >= options.max_new_tokens:
+                    break
+                reason = interrupted()
+                if reason:
+                    stats['stop_reason'] = reason
+                    break
+                if len(self._cached) + 1 > self.max_context:
+                    stats['stop_reason'] = 'context_full'
+                    break
+                if seen:
+                    seen.append(token)
+                out.append(token)
+                logits = self._forward([token])[-1]
+        finally:  # also when the consumer closes the generator early
+            stats['decode_s'] = time.perf_counter() - decode_start
 
     def generate(self, prompt_ids: Sequence[int], options: Optional[GenerationOptions] = None,
                  **kwargs) -> List[int]:
@@ -458,10 +472,30 @@ class OnnxChatBackend(ChatBackend):
 
     name = 'onnx'
 
+    # Parameters the llm node declares as onnx.<name> (core.params); '' / 0 = the default.
+    PARAMS = (
+        Param('model_dir', '', 'a qwen-voice-export output directory (docs/llm_export.md)'),
+        Param('provider', 'cpu', 'ONNX Runtime execution provider',
+              choices=('tensorrt', 'cuda', 'cpu')),
+        Param('trt_cache_dir', '', 'TensorRT engine cache directory ("" = next to the model)'),
+        Param('trt_fp16', True, 'TensorRT: build FP16 engines'),
+        Param('max_context', 4096, 'KV cache length in tokens (prompt + reply)',
+              min=256, max=131072),
+        Param('intra_op_threads', 0, 'ONNX Runtime threads (0 = physical cores)', min=0, max=256),
+        Param('device_id', 0, 'GPU index (cuda/tensorrt)', min=0, max=64),
+        Param('max_prompt', 1024, 'longest prompt chunk fed at once (tokens)', min=1,
+              max=131072),
+    )
+
     def __init__(self, model_dir, provider: str = 'cpu', trt_cache_dir: Optional[str] = None,
                  trt_fp16: bool = True, max_context: int = 4096,
                  intra_op_threads: Optional[int] = None, model_filename: str = 'model.onnx',
                  device_id: int = 0, max_prompt: int = 1024) -> None:
+        if not model_dir:
+            raise LLMNotConfigured('onnx backend needs model_dir (a qwen-voice-export output '
+                                   'directory); see docs/llm_export.md')
+        trt_cache_dir = trt_cache_dir or None
+        intra_op_threads = intra_op_threads or None
         self._kwargs = dict(provider=provider, trt_cache_dir=trt_cache_dir, trt_fp16=trt_fp16,
                             max_context=max_context, intra_op_threads=intra_op_threads,
                             model_filename=model_filename, device_id=device_id,
@@ -505,12 +539,21 @@ class OnnxChatBackend(ChatBackend):
         prompt = self.fit_messages(messages, options)
         decoder = IncrementalDecoder(engine.tokenizer, skip_special_tokens=True)
         deadline = time.monotonic() + options.timeout_s if options.timeout_s else None
-        for token in engine.generate_ids(prompt, options, cancel=cancel, deadline=deadline):
-            delta = decoder.push(token)
+        users = [m.get('content', '') for m in messages if m.get('role') == 'user']
+        request = engine.tokenizer.encode(users[-1]) if users else None
+        limit = SentenceLimit(int(getattr(options, 'max_sentences', 0) or 0))
+        tokens = engine.generate_ids(prompt, options, cancel=cancel, deadline=deadline,
+                                     request_ids=request)
+        for token in tokens:
+            delta = limit.feed(decoder.push(token))
             if delta:
                 yield delta
+            if limit.done:
+                tokens.close()
+                engine.last_stats['stop_reason'] = 'max_sentences'
+                return
         if not (cancel is not None and cancel.is_set()):
-            tail = decoder.flush()
+            tail = limit.feed(decoder.flush())
             if tail:
                 yield tail
 
