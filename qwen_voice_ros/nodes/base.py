@@ -14,16 +14,27 @@ from typing import Any, Dict, Optional
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, State, TransitionCallbackReturn
 from rclpy.publisher import Publisher
 from rclpy.subscription import Subscription
 from rclpy.timer import Timer
 from std_msgs.msg import String
 
 from qwen_voice_ros.core import events, turns
+from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.nodes import ros_io
 
 OK, WARN, ERROR = 0, 1, 2
+
+# Parameters every node has (the stage's own come from its ``PARAMS``).
+BASE_PARAMS = (
+    Param('autostart', True, 'configure and activate on start (no lifecycle manager needed)'),
+    Param('events_topic', 'voice/events', 'topic of the per-turn JSON events'),
+    Param('diagnostics_period_s', 1.0, 'period of /diagnostics messages', min=0.05, max=60.0),
+    Param('turn_announced_grace_s', 3.0, 'how long a text input waits for its event once '
+          'another node has announced that stage (a slow announcer must not split a turn)',
+          min=0.0, max=30.0),
+)
 
 
 class VoiceNode(LifecycleNode):
@@ -34,12 +45,18 @@ class VoiceNode(LifecycleNode):
 
     def __init__(self, node_name: str, **kwargs):
         super().__init__(node_name, **kwargs)
-        self.declare_parameter('autostart', True)
-        self.declare_parameter('events_topic', 'voice/events')
-        self.declare_parameter('diagnostics_period_s', 1.0)
+        # Every parameter declared from a Param is checked when declared (a bad override
+        # fails configure with one clear line, no traceback) and whenever it is set.
+        self._param_specs: Dict[str, Param] = {}
+        self.param_problems = []
+        self.add_on_set_parameters_callback(self._check_set_parameters)
+        self.declare_params(BASE_PARAMS)
         # How long a plain text input waits for its producer's event before it starts a
         # new turn (its producer publishes no events, e.g. a user's own node).
-        self.declare_parameter('turn_grace_s', self.default_turn_grace_s)
+        self.declare_params([Param('turn_grace_s', float(self.default_turn_grace_s),
+                                   'how long a text input waits for its producer\'s event '
+                                   'before it starts a new turn', min=0.0, max=30.0)])
+        self.declare_params(getattr(self, 'PARAMS', ()))
         self.declare()
         self.ids = events.TurnIdFactory()
         self.active = False
@@ -83,6 +100,78 @@ class VoiceNode(LifecycleNode):
     def stamp(self):
         return self.get_clock().now().to_msg()
 
+    def declare_params(self, params) -> None:
+        """Declare parameters from core.params.Param: descriptor, range, set-time check."""
+        from rclpy.exceptions import (InvalidParameterTypeException,
+                                      InvalidParameterValueException)
+        for param in params:
+            self._param_specs[param.name] = param
+            desc = ros_io.descriptor(param)
+            try:
+                self.declare_parameter(param.name, param.default, desc)
+                continue
+            except (InvalidParameterTypeException, InvalidParameterValueException) as exc:
+                override = getattr(self, '_parameter_overrides', {}).get(param.name)
+                value = override.value if override is not None else None
+                problem = param.check(value) if value is not None else str(exc)
+            if isinstance(param.default, float) and isinstance(value, int) \
+                    and not isinstance(value, bool) and param.check(float(value)) is None:
+                # temperature:=1 is an integer on the command line: take it as 1.0.
+                self.declare_parameter(param.name, float(value), desc, ignore_override=True)
+                continue
+            self.declare_parameter(param.name, param.default, desc, ignore_override=True)
+            self.param_problems.append(problem or '%s: %s' % (param.name, value))
+
+    def _check_set_parameters(self, parameters):
+        from rcl_interfaces.msg import SetParametersResult
+        problems = []
+        for parameter in parameters:
+            spec = self._param_specs.get(parameter.name)
+            if spec is not None:
+                problem = spec.check(parameter.value)
+                if problem:
+                    problems.append(problem)
+        if problems:
+            self.counters['rejected_parameters'] = self.counters.get('rejected_parameters', 0) + 1
+            return SetParametersResult(successful=False, reason='; '.join(problems))
+        return SetParametersResult(successful=True)
+
+    def add_lifecycle_publisher(self, msg_type, topic: str, qos):
+        """Publisher that publishes nothing unless the node is active (lifecycle-managed)."""
+        return self.add_io(self.create_lifecycle_publisher(msg_type, topic, qos))
+
+    def start_worker(self, name: str, loop, max_restarts: int = 5):
+        """
+        Run ``loop()`` on a daemon thread, supervised.
+
+        An exception escaping ``loop`` is reported (log, /diagnostics, ``worker_restarts``)
+        and the loop starts again; after ``max_restarts`` the node goes to ERROR health
+        instead of claiming to serve with a dead worker.
+        """
+        import threading
+
+        def supervised():
+            restarts = 0
+            while True:
+                try:
+                    loop()
+                    return
+                except Exception as exc:
+                    restarts += 1
+                    self.counters['worker_restarts'] = \
+                        self.counters.get('worker_restarts', 0) + 1
+                    self.get_logger().error('worker %s raised:\n%s'
+                                            % (name, traceback.format_exc()))
+                    if restarts > max_restarts:
+                        self._last_error = 'worker %s died: %r' % (name, exc)
+                        self.set_health(ERROR, 'worker %s died %d times (last: %r); restart '
+                                        'the node' % (name, restarts, exc))
+                        return
+                    self.report_error('worker %s raised %r; restarted' % (name, exc))
+        thread = threading.Thread(target=supervised, name=name, daemon=True)
+        thread.start()
+        return thread
+
     def declare_backend_params(self, registry, default: str, key: str = 'backend') -> None:
         """
         Declare ``key`` (the backend choice) and every backend's ``<name>.<param>``.
@@ -94,9 +183,8 @@ class VoiceNode(LifecycleNode):
         self.declare_parameter(key, default, ParameterDescriptor(
             description='%s backend: %s' % (registry.capability, ' | '.join(registry.names))))
         for name in registry.names:
-            for param in registry.params(name):
-                self.declare_parameter('%s.%s' % (name, param.name), param.default,
-                                       ros_io.descriptor(param))
+            self.declare_params([param._replace(name='%s.%s' % (name, param.name))
+                                 for param in registry.params(name)])
 
     def create_backend(self, registry, key: str = 'backend'):
         """Build the chosen backend from its ``<name>.<param>`` values (validated)."""
@@ -144,8 +232,9 @@ class VoiceNode(LifecycleNode):
         caller must pass every event to.  A text that got a new id before a late event
         came is re-attributed: ``on_reattribute(old_id, new_id, event)``, not a second turn.
         """
-        matcher = turns.TextTurnMatcher(stage, self.now_s, id_factory=self.ids,
-                                        grace_s=float(self.param('turn_grace_s')))
+        matcher = turns.TextTurnMatcher(
+            stage, self.now_s, id_factory=self.ids, grace_s=float(self.param('turn_grace_s')),
+            announced_grace_s=float(self.param('turn_announced_grace_s')))
         me = self.get_fully_qualified_name()
 
         def deliver(resolved):
@@ -223,6 +312,8 @@ class VoiceNode(LifecycleNode):
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
+            if self.param_problems:
+                raise ValueError('invalid parameters: %s' % '; '.join(self.param_problems))
             self.load()
         except Exception as exc:
             message = 'configure failed: %s' % exc
@@ -231,8 +322,8 @@ class VoiceNode(LifecycleNode):
             self._last_error = str(exc)
             self.set_health(ERROR, message)
             return TransitionCallbackReturn.FAILURE
-        self.events_pub = self.add_io(self.create_publisher(
-            String, self.param('events_topic'), ros_io.QOS_EVENTS))
+        self.events_pub = self.add_lifecycle_publisher(String, self.param('events_topic'),
+                                                       ros_io.QOS_EVENTS)
         self.open_io()
         self.set_health(WARN, 'configured (inactive)')
         return TransitionCallbackReturn.SUCCESS
@@ -264,6 +355,8 @@ class VoiceNode(LifecycleNode):
             for entity in reversed(self._io):
                 if isinstance(entity, Subscription):
                     self.destroy_subscription(entity)
+                elif isinstance(entity, LifecyclePublisher):
+                    self.destroy_lifecycle_publisher(entity)
                 elif isinstance(entity, Publisher):
                     self.destroy_publisher(entity)
                 elif isinstance(entity, Timer):
