@@ -9,6 +9,7 @@ manager; the launch file turns it off and drives the transitions itself.
 """
 from __future__ import annotations
 
+import functools
 import traceback
 from typing import Any, Dict, Optional
 
@@ -200,6 +201,40 @@ class VoiceNode(LifecycleNode):
         self._io.append(entity)
         return entity
 
+    # Every subscription and timer callback runs guarded: an exception becomes an error
+    # diagnostic (counted in ``callback_errors``), never a dead node (issue 8).
+    def create_subscription(self, msg_type, topic, callback, *args, **kwargs):
+        return super().create_subscription(msg_type, topic,
+                                           self.guarded(callback, 'subscription %s' % topic),
+                                           *args, **kwargs)
+
+    def create_timer(self, timer_period_sec, callback, *args, **kwargs):
+        return super().create_timer(timer_period_sec, self.guarded(callback, 'timer'),
+                                    *args, **kwargs)
+
+    def guarded(self, callback, where: str):
+        """Wrap a callback so an exception is reported on /diagnostics instead of raised."""
+        @functools.wraps(callback)
+        def guarded_callback(*args):
+            try:
+                return callback(*args)
+            except Exception as exc:
+                self.callback_failed(where, exc)
+        return guarded_callback
+
+    def callback_failed(self, where: str, exc: BaseException) -> None:
+        """Report an exception that escaped a callback (traceback logged once per place)."""
+        try:
+            self.counters['callback_errors'] = self.counters.get('callback_errors', 0) + 1
+            logged = self.__dict__.setdefault('_tracebacks_logged', set())
+            if where not in logged and len(logged) < 64:
+                logged.add(where)
+                self.get_logger().error('%s raised:\n%s' % (where, traceback.format_exc()))
+            self.report_error('%s raised %s: %s' % (where, type(exc).__name__,
+                                                    str(exc)[:300]))
+        except Exception:  # reporting must never raise out of a callback either
+            pass
+
     def emit(self, turn_id: str, stage: str, turn_stamp: Optional[float] = None, **fields):
         """Publish one turn event; returns the event dict."""
         event = events.make_event(turn_id, stage, self.get_fully_qualified_name(), self.now_s(),
@@ -215,6 +250,7 @@ class VoiceNode(LifecycleNode):
                 event = events.decode(msg.data)
             except events.EventError as exc:
                 self.counters['bad_events'] = self.counters.get('bad_events', 0) + 1
+                self._last_bad_event = str(exc)[:200]
                 self.get_logger().debug('ignoring malformed event: %s' % exc)
                 return
             callback(event)
@@ -296,6 +332,8 @@ class VoiceNode(LifecycleNode):
         values['state'] = 'active' if self.active else 'inactive'
         if self._last_error:
             values['last_error'] = self._last_error
+        if getattr(self, '_last_bad_event', ''):
+            values['last_bad_event'] = self._last_bad_event
         try:
             values.update(self.diagnostic_values())
         except Exception as exc:  # diagnostics must never take the node down
