@@ -325,6 +325,17 @@ class Replay:
             rclpy.shutdown()
 
 
+def write_replay_info(record: str, bag: str, subscribers: Dict[str, int],
+                      published: Dict[str, int], duration_s: float) -> None:
+    """Leave what the report cannot see in the recording: who listened when playing began."""
+    if not os.path.isdir(record):
+        return
+    info = {'played_bag': os.path.abspath(bag), 'subscribers': subscribers,
+            'published': published, 'duration_s': round(duration_s, 3)}
+    with open(os.path.join(record, 'replay_info.json'), 'w', encoding='utf-8') as f:
+        json.dump(info, f, ensure_ascii=False, indent=1)
+
+
 def _init_rclpy(args: List[str]) -> None:
     import rclpy
 
@@ -378,9 +389,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     replay = None
     started = time.monotonic()
     recorded = {}  # type: Dict[str, int]
+    subscribers = {}  # type: Dict[str, int]
     try:
         replay = Replay(args, infos)
-        replay.wait_ready(player, stop)
+        subscribers = replay.wait_ready(player, stop)
         started = time.monotonic()
         on_clock = replay.publish_clock if args.clock is not None else None
         if not stop.is_set():
@@ -407,11 +419,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     for topic in sorted(recorded):
         print('recorded  %-32s %6d' % (topic, recorded[topic]), file=out)
     if args.record:
+        write_replay_info(args.record, args.bag, subscribers, published, duration)
         print('wrote %s (%s)' % (args.record, args.storage), file=out)
     if args.report and args.record:
-        from qwen_voice_ros.replay import report
+        from qwen_voice_ros.replay import turn_report
 
-        print(report.format_table(report.build_report(args.record)), file=out)
+        print(turn_report.format_report(turn_report.build(args.record)), file=out)
     if args.json:
         print(json.dumps({'published': published, 'recorded': recorded,
                           'duration_s': round(duration, 3), 'output': args.record,

@@ -1,0 +1,184 @@
+"""
+The whole turn from speech: start the stack, play a bag of microphone audio, report.
+
+Used by ``bench/e2e_latency.py`` and the README demo (``qwen_voice_ros.stack.demo``):
+
+1. writes a parameter file: hearing listens on the bag's audio topic (capture off) with the
+   offline Whisper pack, the llm node on the given export, TTS on Kokoro (offline pack),
+   playback into WAV files in real time;
+2. starts ``qwen-voice-stack`` (plus, optionally, the monitor) and waits until every node
+   reports serving or an error on /diagnostics;
+3. plays the bag with ``qwen-voice-replay`` (its recorded timing; ``--clock`` and
+   ``use_sim_time`` with ``sim_time``) and records every topic the stack publishes;
+4. stops the stack and builds :mod:`qwen_voice_ros.replay.turn_report` from the recording.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from qwen_voice_ros.replay import bags
+
+
+def bag_audio_duration_s(bag: str, audio_topic: str) -> float:
+    infos = {i.topic: i for i in bags.topic_infos(bag)}
+    if bags.normalize_topic(audio_topic) not in infos:
+        raise ValueError('%s has no topic %s (topics: %s)' % (
+            bag, bags.normalize_topic(audio_topic), ', '.join(sorted(infos))))
+    stamps = [m.timestamp_ns for m in bags.read_messages(bag, [audio_topic])]
+    return (max(stamps) - min(stamps)) / 1e9 if stamps else 0.0
+
+
+def asr_model_dir(explicit: str = '') -> str:
+    """Return the Whisper directory: ``explicit``, else the offline pack (assembled once)."""
+    if explicit:
+        return os.path.abspath(os.path.expanduser(explicit))
+    try:
+        from qwen_voice_ros.asr import offline_pack
+        return offline_pack.ensure_pack()
+    except Exception as exc:  # no pack here: the hearing node will say ASR is not configured
+        print('[e2e] offline Whisper pack unavailable (%s); hearing will report ASR not '
+              'configured' % exc, file=sys.stderr, flush=True)
+        return ''
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def params_yaml(params: Dict[str, Dict[str, Any]]) -> str:
+    """``{node: {param: value}}`` -> a ROS 2 parameter file (keys ``/**/node``)."""
+    lines = []
+    for node, values in params.items():
+        lines += ['/**/%s:' % node, '  ros__parameters:']
+        lines += ['    %s: %s' % (k, _yaml_value(v)) for k, v in values.items()]
+    return '\n'.join(lines) + '\n'
+
+
+def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
+                 llm_model_dir: str = '', tts: str = 'kokoro', max_new_tokens: int = 48,
+                 min_silence_ms: int = 0, beam_size: int = 1) -> Dict[str, Dict[str, Any]]:
+    """Parameters for a run from audio (names of today's nodes and their backend prefixes)."""
+    hearing = {'audio_topic': bags.normalize_topic(audio_topic).lstrip('/'),
+               'info_topic': bags.normalize_topic(info_topic).lstrip('/'),
+               'asr_backend': 'faster_whisper', 'model_dir': asr_dir,
+               'faster_whisper.model_dir': asr_dir, 'beam_size': beam_size,
+               'faster_whisper.beam_size': beam_size, 'language': 'zh'}
+    if min_silence_ms:
+        hearing['min_silence_ms'] = int(min_silence_ms)
+    params = {'hearing': hearing,
+              'tts': {'backend': tts},
+              'playback': {'sink': 'wav', 'wav_dir': wav_dir, 'realtime': True}}
+    llm = {'max_new_tokens': int(max_new_tokens)}
+    if llm_model_dir:
+        llm['model_dir'] = os.path.abspath(os.path.expanduser(llm_model_dir))
+        llm['onnx.model_dir'] = llm['model_dir']
+    params['llm'] = llm
+    return params
+
+
+def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
+        info_topic: str = 'audio_info', llm_model_dir: str = '', asr_dir: str = '',
+        tts: str = 'kokoro', max_new_tokens: int = 48, tail_s: float = 25.0,
+        sim_time: bool = False, monitor: bool = False, ready_timeout_s: float = 600.0,
+        min_silence_ms: int = 0, stack_args: Sequence[str] = (), truth: Optional[str] = None,
+        extra_params: Optional[Dict[str, Dict[str, Any]]] = None,
+        log=print) -> Dict[str, Any]:
+    """Run the stack on ``bag`` and return the turn report (also written to out_dir)."""
+    from qwen_voice_ros.replay import turn_report
+    from qwen_voice_ros.stack import demo
+
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    wav_dir = os.path.join(out_dir, 'wav')
+    os.makedirs(wav_dir, exist_ok=True)
+    recorded = os.path.join(out_dir, 'recorded')
+    if os.path.exists(recorded):
+        raise ValueError('%s exists: use a new output folder' % recorded)
+    audio_s = bag_audio_duration_s(bag, audio_topic)
+    params = stack_params(audio_topic, info_topic, wav_dir, asr_dir or asr_model_dir(),
+                          llm_model_dir, tts, max_new_tokens, min_silence_ms)
+    for node, values in (extra_params or {}).items():
+        params.setdefault(node, {}).update(values)
+    params_path = os.path.join(out_dir, 'stack_params.yaml')
+    with open(params_path, 'w', encoding='utf-8') as f:
+        f.write(params_yaml(params))
+    args = ['capture:=false'] + list(stack_args)
+    if sim_time:
+        args.append('use_sim_time:=true')
+    py = sys.executable
+    stack_log = open(os.path.join(out_dir, 'stack.log'), 'w')
+    stack = subprocess.Popen([py, '-m', 'qwen_voice_ros.stack.runner', '--no-respawn',
+                              '--extra-params-file', params_path] + args,
+                             stdout=stack_log, stderr=subprocess.STDOUT)
+    procs = [stack]
+    if monitor:
+        procs.append(subprocess.Popen([py, '-m', 'qwen_voice_ros.stack.monitor']))
+    try:
+        started = time.monotonic()
+        late = demo.wait_until_settled(demo.node_fqns(args), ready_timeout_s)
+        waiting = '; still starting: ' + ', '.join(late) if late else ''
+        log('[e2e] stack ready in %.1f s%s' % (time.monotonic() - started, waiting))
+        log('[e2e] playing %s (%.1f s of audio on %s)%s' % (
+            bag, audio_s, bags.normalize_topic(audio_topic), ' with --clock' if sim_time
+            else ''))
+        replay = [py, '-m', 'qwen_voice_ros.replay.cli', bag, '--topics', audio_topic,
+                  info_topic, '--record', recorded, '--tail-s', str(tail_s),
+                  '--wait-for-subscribers', '1', '--wait-subscribers-s', '20']
+        if sim_time:
+            replay += ['--clock', '100']
+        code = subprocess.call(replay, stdout=subprocess.DEVNULL)
+        if code != 0:
+            log('[e2e] qwen-voice-replay exited with %d' % code)
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(2)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        stack_log.close()
+    report = turn_report.build(recorded, truth)
+    report['audio_s'] = round(audio_s, 3)
+    report['wav_dir'] = wav_dir
+    report['stack_log'] = os.path.join(out_dir, 'stack.log')
+    with open(os.path.join(out_dir, 'report.json'), 'w', encoding='utf-8') as f:
+        json.dump(report, f, ensure_ascii=False, indent=1)
+    return report
+
+
+def reply_wavs(wav_dir: str, turn_ids: List[str], out_dir: str) -> Dict[str, str]:
+    """Join each turn's played chunks (``<turn>_<seq>.wav``) into one ``reply_NN.wav``."""
+    from qwen_voice_ros.audio import wavfile
+    import numpy as np
+    out = {}
+    names = sorted(os.listdir(wav_dir)) if os.path.isdir(wav_dir) else []
+    for n, turn_id in enumerate(turn_ids, 1):
+        chunks = []
+        for name in names:
+            if name.startswith(turn_id + '_') and name.endswith('.wav'):
+                try:
+                    seq = int(name[len(turn_id) + 1:-4])
+                except ValueError:
+                    continue
+                chunks.append((seq, os.path.join(wav_dir, name)))
+        if not chunks:
+            continue
+        audio, rate = [], 16000
+        for _seq, path in sorted(chunks):
+            data, rate = wavfile.read_wav(path)
+            audio.append(np.asarray(data, dtype=np.float32).reshape(-1))
+        target = os.path.join(out_dir, 'reply_%02d.wav' % n)
+        wavfile.write_wav(target, np.concatenate(audio), rate)
+        out[turn_id] = target
+    return out
