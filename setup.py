@@ -14,14 +14,16 @@ def package_files(pattern):
 # One console script per node and tool; the same names are the launch file's executables.
 CONSOLE_SCRIPTS = [
     'qwen-voice-capture = qwen_voice_ros.nodes.capture_node:main',
-    'qwen-voice-asr = qwen_voice_ros.nodes.asr_node:main',
+    'qwen-voice-hearing = qwen_voice_ros.nodes.hearing_node:main',
     'qwen-voice-dialect = qwen_voice_ros.nodes.dialect_node:main',
     'qwen-voice-llm = qwen_voice_ros.nodes.llm_node:main',
     'qwen-voice-tts = qwen_voice_ros.nodes.tts_node:main',
     'qwen-voice-playback = qwen_voice_ros.nodes.playback_node:main',
     'qwen-voice-stack = qwen_voice_ros.stack.runner:main',
     'qwen-voice-replay = qwen_voice_ros.replay.cli:main',
+    'qwen-voice-report = qwen_voice_ros.replay.turn_report:main',
     'qwen-voice-dialect-eval = qwen_voice_ros.dialect.eval_cli:main',
+    'qwen-voice-asr-eval = qwen_voice_ros.asr.eval_cli:main',
     'qwen-voice-export = qwen_voice_ros.llm.export_cli:main',
     'qwen-voice-bench-llm = qwen_voice_ros.llm.bench_cli:main',
 ]
