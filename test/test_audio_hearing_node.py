@@ -41,7 +41,7 @@ class HearingHarness:
         self.events_raw = probe.collect(String, ns + '/voice/events', ros_io.QOS_EVENTS)
         self.diag = probe.collect(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
         self.fqn = ns + '/hearing'
-        self.procs = [NodeProcess('asr_node', params, probe.domain, str(tmp_path / 'hearing.log'),
+        self.procs = [NodeProcess('hearing_node', params, probe.domain, str(tmp_path / 'hearing.log'),
                                   namespace=ns)]
 
     def statuses(self):
@@ -63,6 +63,10 @@ class HearingHarness:
     def send_info(self, rate, coding='WAVE'):
         msg = self.ros_io.info_msg(AudioFormat(sample_rate=rate))
         msg.coding_format = coding
+        self.info_pub.publish(msg)
+
+    def send_info_fmt(self, rate, sample_format):
+        msg = self.ros_io.info_msg(AudioFormat(sample_rate=rate, sample_format=sample_format))
         self.info_pub.publish(msg)
 
     def send_payload(self, payload, stamp_s):
@@ -92,12 +96,14 @@ class HearingHarness:
             proc.stop()
 
 
-def test_hearing_without_asr_model_fails_configure_with_clear_message(probe, tmp_path):
-    h = HearingHarness(probe, '/hear_nomodel', tmp_path, {})
+def test_hearing_with_a_missing_model_dir_fails_configure_with_clear_message(probe, tmp_path):
+    missing = str(tmp_path / 'no-such-model')
+    h = HearingHarness(probe, '/hear_nomodel', tmp_path, {'faster_whisper.model_dir': missing})
     try:
         status = wait_for(lambda: [s for s in h.statuses() if diag_level(s) == 2], 20.0,
                           'ERROR diagnostics', h.procs)[0]
-        assert 'configure failed: ASR not configured: set model_dir' in status.message
+        assert 'configure failed: ASR not configured: model_dir' in status.message
+        assert 'does not exist' in status.message
         values = diag_values(status)
         assert values['state'] == 'inactive'
         # Nothing runs: no utterance publisher, the node stays up to say why.
@@ -109,7 +115,7 @@ def test_hearing_without_asr_model_fails_configure_with_clear_message(probe, tmp
 
 
 def test_hearing_vad_utterances_and_bad_input(probe, tmp_path):
-    h = HearingHarness(probe, '/hear_vad', tmp_path, {'asr_backend': 'none'})
+    h = HearingHarness(probe, '/hear_vad', tmp_path, {'backend': 'none', 'vad_backend': 'energy'})
     try:
         h.wait_active()
         rng = np.random.default_rng(11)
@@ -157,6 +163,35 @@ def test_hearing_vad_utterances_and_bad_input(probe, tmp_path):
         wait_for(lambda: len(h.utterances) >= 3, 5.0, 'utterance after bad input', h.procs)
         ids = [u.header.frame_id for u in h.utterances]
         assert len(set(ids)) == len(ids)
+        # speech_start came first for each utterance, with the same turn id.
+        starts = [e['turn_id'] for e in h.events('speech_start')]
+        assert set(ids) <= set(starts)
+
+        # F32LE with NaNs and a DC offset of 0.3: reported, repaired, still one utterance.
+        h.send_info_fmt(16000, 'F32LE')
+        time.sleep(0.2)
+        dirty = (speech + 0.3).astype('<f4')
+        dirty[::97] = np.nan
+        chunk = int(16000 * 0.032)
+        for i in range(0, len(dirty), chunk):
+            h.send_payload(dirty[i:i + chunk].tobytes(), t0 + 40.0 + i / 16000.0)
+            time.sleep(0.002)
+        h.wait_diag_error('non-finite samples')
+        h.wait_diag_error('DC offset')
+        wait_for(lambda: len(h.utterances) >= 4, 5.0, 'utterance from NaN/DC input', h.procs)
+        n4 = len(bytes(h.utterances[3].audio.data)) // 2
+        assert abs(n4 - n) <= 2048
+
+        # The stream stops mid-utterance (device gone): the utterance is closed and reported.
+        h.send_info(16000)
+        time.sleep(0.2)
+        half = speech[:int(16000 * (start + 0.6))]
+        h.stream(half, 16000, t0 + 50.0)
+        h.wait_diag_error('stopped mid-utterance', timeout=6.0)
+        wait_for(lambda: len(h.utterances) >= 5, 5.0, 'utterance closed by timeout', h.procs)
+        # ... and the next stream works.
+        h.stream(speech, 16000, t0 + 60.0)
+        wait_for(lambda: len(h.utterances) >= 6, 5.0, 'utterance after the gap', h.procs)
         assert not h.events('transcript')  # no ASR configured: no text is made up
         assert h.procs[0].proc.poll() is None
     finally:
@@ -180,7 +215,7 @@ def test_capture_wav_source_to_hearing_gives_one_utterance_per_phrase(probe, tmp
     write_wav(wav, audio, 16000)
 
     ns = '/hear_pipe'
-    h = HearingHarness(probe, ns, tmp_path, {'asr_backend': 'none'})
+    h = HearingHarness(probe, ns, tmp_path, {'backend': 'none', 'vad_backend': 'energy'})
     try:
         h.wait_active()
         capture = NodeProcess('capture_node', {'source': 'wav', 'wav_path': wav},

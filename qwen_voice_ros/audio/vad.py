@@ -5,7 +5,7 @@ The segmenter is the part every VAD needs (frame models split on syllable gaps a
 pauses): speech is confirmed after ``min_speech_ms`` of voiced frames (then ``on_speech_start``
 fires: the barge-in signal), ends after ``min_silence_ms`` of silence (hangover), keeps
 ``pad_ms`` of context either side (pre-roll / post-roll for the recogniser), and force-closes at
-``max_utterance_s``.  Input is conditioned first: NaN/inf become 0, samples are clipped to
+``max_utterance_s``.  Input is conditioned first: NaN/inf become the chunk's mean, samples are clipped to
 [-1, 1] and a slowly tracked DC offset is removed, so a bad microphone cannot make every frame
 "speech".
 
@@ -158,7 +158,9 @@ class UtteranceSegmenter:
         if audio.size and not np.all(np.isfinite(audio)):
             bad = ~np.isfinite(audio)
             self.stats.nonfinite_samples += int(bad.sum())
-            audio = np.where(bad, np.float32(0.0), audio)
+            # The chunk's mean, not 0: with a DC offset, zeros would be clicks.
+            fill = np.float32(audio[~bad].mean()) if (~bad).any() else np.float32(0.0)
+            audio = np.where(bad, fill, audio)
         if audio.size:
             over = np.abs(audio) > 1.0
             if over.any():
@@ -166,7 +168,8 @@ class UtteranceSegmenter:
                 audio = np.clip(audio, -1.0, 1.0)
         return audio
 
-    def feed(self, audio: np.ndarray) -> List[Utterance]:
+    def feed(self, audio: np.ndarray, muted: bool = False) -> List[Utterance]:
+        """Take samples; return the utterances they closed (``muted``: frames count as silence)."""
         out: List[Utterance] = []
         self._pending = np.concatenate([self._pending, self._condition(audio)])
         n = len(self._pending) // self.frame
@@ -182,7 +185,7 @@ class UtteranceSegmenter:
                 if abs(self._dc) > 1e-3:
                     frame = frame - np.float32(self._dc)
                 self.stats.dc_offset = self._dc
-            utt = self._step(frame, probe)
+            utt = self._step(frame, probe, muted)
             if utt is not None:
                 out.append(utt)
         self._pending = self._pending[n * self.frame:]
@@ -194,8 +197,8 @@ class UtteranceSegmenter:
             return self._close(forced=True, trailing_silence=self._silence_run)
         return None
 
-    def _step(self, frame: np.ndarray, probe: np.ndarray) -> Optional[Utterance]:
-        voiced = self.classifier.speech_probability(probe) >= self.threshold
+    def _step(self, frame: np.ndarray, probe: np.ndarray, muted: bool) -> Optional[Utterance]:
+        voiced = (not muted) and self.classifier.speech_probability(probe) >= self.threshold
         self._frames_seen += 1
         if not self._in_speech:
             self._history.append(frame)

@@ -1,19 +1,22 @@
 """
-Hearing node (``qwen-voice-asr``, node name ``hearing``): audio -> utterances -> text.
+Hearing node (``qwen-voice-hearing``, node name ``hearing``): audio -> utterances -> text.
 
 Subscribes ``audio_stamped`` + ``audio_info`` (our capture node or upstream ``audio_capture``
-with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD and for each:
+with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD and:
 
-* publishes it on ``utterance`` (AudioDataStamped, ``header.frame_id`` = a new turn id,
+* as soon as speech is confirmed, a ``speech_start`` event (new turn id; barge-in signal);
+* per closed utterance, ``utterance`` (AudioDataStamped, ``header.frame_id`` = the turn id,
   ``header.stamp`` = utterance start; format latched on ``utterance_info``) and an
   ``utterance`` event (``duration_s``; ``turn_stamp`` = utterance end);
-* with an ASR backend, transcribes it on a worker thread and publishes ``transcript``
-  (std_msgs/String) after a ``transcript`` event carrying the text.
+* with an ASR backend, the utterance is transcribed on a worker thread and ``transcript``
+  (std_msgs/String) follows a ``transcript`` event carrying the text.
 
-``asr_backend`` defaults to ``faster_whisper``, which needs ``model_dir``; without it
-configure fails and says so (a transcript is never made up).  ``asr_backend:=none`` runs the
-VAD alone.  Bad input (unusable AudioInfo, odd byte counts, empty or clipped audio) is
-reported on /diagnostics and as an error; the next good message is processed as usual.
+Backends come from registries and declare their own parameters: ``vad_backend`` (energy |
+silero | webrtc) with ``<vad>.<param>``, ``backend`` (faster_whisper | sherpa_onnx | none) with
+``<backend>.<param>``.  ``faster_whisper.model_dir: ''`` is the offline Whisper-base pack.
+The half-duplex gate (dialogue.gate) mutes or desensitises the VAD while playback speaks.
+Bad input (unusable AudioInfo, odd byte counts, empty, clipped or non-finite audio, DC offset,
+a stream that stops mid-utterance) is reported on /diagnostics; the next utterance works.
 """
 from __future__ import annotations
 
@@ -47,24 +50,23 @@ class HearingNode(VoiceNode):
         super().__init__('hearing')
 
     def declare(self):
+        from qwen_voice_ros.asr import ASR_BACKENDS
+        from qwen_voice_ros.audio.vad import VAD_BACKENDS
         p = self.declare_parameter
         p('sample_rate', 16000)           # pipeline rate (VAD and ASR)
-        p('vad_backend', 'energy')
+        self.declare_backend_params(VAD_BACKENDS, 'silero', key='vad_backend')
         p('vad_threshold', 0.5)           # P(speech) above which a frame is voiced
-        p('energy_threshold_db', 12.0)    # energy VAD: dB above the noise floor
-        p('energy_floor_db', -65.0)       # energy VAD: lowest noise floor assumed
-        p('min_speech_ms', 150)
-        p('min_silence_ms', 500)
-        p('pad_ms', 200)
+        p('min_speech_ms', 150)           # voiced time that confirms speech (speech_start)
+        p('min_silence_ms', 700)          # hangover: comma pauses (~300-500 ms) stay inside
+        p('pad_ms', 200)                  # pre-roll / post-roll kept around the speech
         p('max_utterance_s', 20.0)
+        p('stream_timeout_s', 1.0)        # no audio this long mid-utterance: close it
+        p('half_duplex', 'raise')         # off | mute | raise (while the robot speaks)
+        p('half_duplex_tail_s', 0.3)
+        p('half_duplex_threshold', 0.9)   # VAD threshold while speaking (mode raise)
         p('clip_warn_ratio', 0.01)        # report input with more samples at full scale
-        p('asr_backend', 'faster_whisper')  # faster_whisper | none
-        p('model_dir', '')
-        p('language', 'zh')
-        p('compute_type', 'int8')
-        p('device', 'cpu')
-        p('beam_size', 1)
-        p('cpu_threads', 0)
+        p('dc_warn', 0.05)                # report a DC offset above this (full scale 1.0)
+        self.declare_backend_params(ASR_BACKENDS, 'faster_whisper', key='backend')
         p('audio_topic', 'audio_stamped')
         p('info_topic', 'audio_info')
         p('utterance_topic', 'utterance')
@@ -74,35 +76,39 @@ class HearingNode(VoiceNode):
         self._queue = None
         self.utterances = 0
         self.transcripts = 0
-        self._last_clip_report = 0.0
+        self._reported = {}
 
     # ---- lifecycle --------------------------------------------------------------------------
     def load(self):
-        from qwen_voice_ros.audio.vad import UtteranceSegmenter, create_classifier
+        from qwen_voice_ros.asr import ASR_BACKENDS
+        from qwen_voice_ros.audio.vad import VAD_BACKENDS, UtteranceSegmenter
         rate = int(self.param('sample_rate'))
-        kwargs = {}
-        if self.param('vad_backend') == 'energy':
-            kwargs = {'threshold_db': float(self.param('energy_threshold_db')),
-                      'floor_db': float(self.param('energy_floor_db'))}
-        classifier = create_classifier(self.param('vad_backend'), sample_rate=rate, **kwargs)
+        classifier = self.create_backend(VAD_BACKENDS, key='vad_backend')
+        classifier.prepare(rate)  # VADNotAvailable -> configure fails with its message
+        self.base_threshold = float(self.param('vad_threshold'))
         self.segmenter = UtteranceSegmenter(
-            classifier, sample_rate=rate, threshold=float(self.param('vad_threshold')),
+            classifier, sample_rate=rate, threshold=self.base_threshold,
             min_speech_ms=int(self.param('min_speech_ms')),
             min_silence_ms=int(self.param('min_silence_ms')), pad_ms=int(self.param('pad_ms')),
-            max_utterance_s=float(self.param('max_utterance_s')))
-        backend = self.param('asr_backend')
-        if backend not in ('', 'none'):
-            from qwen_voice_ros.asr import create_asr
-            asr = create_asr(backend, model_dir=self.param('model_dir'),
-                             language=self.param('language'),
-                             compute_type=self.param('compute_type'),
-                             device=self.param('device'), beam_size=int(self.param('beam_size')),
-                             cpu_threads=int(self.param('cpu_threads')))
+            max_utterance_s=float(self.param('max_utterance_s')),
+            on_speech_start=self._on_speech_start)
+        self.gate = None
+        if self.param('half_duplex') != 'off':
+            from qwen_voice_ros.dialogue.gate import HalfDuplexGate
+            self.gate = HalfDuplexGate(self.param('half_duplex'),
+                                       float(self.param('half_duplex_tail_s')),
+                                       float(self.param('half_duplex_threshold')),
+                                       clock=self.now_s)
+        if self.param('backend') not in ('', 'none'):
+            asr = self.create_backend(ASR_BACKENDS, key='backend')
             asr.load()  # ASRNotConfigured -> configure fails with its message
             self.asr = asr
         self.decoder = AudioStreamDecoder(pipeline_rate=rate, streaming=True)
         self._samples_fed = 0
         self._anchor = None   # ROS time (s) of stream sample 0, from message stamps
+        self._open_turn = None
+        self._last_audio = time.monotonic()
+        self._stats_seen = (0, 0)
 
     def unload(self):
         if self._queue is not None:
@@ -128,30 +134,57 @@ class HearingNode(VoiceNode):
             self._worker = threading.Thread(target=self._transcribe_loop,
                                             name='asr-worker', daemon=True)
             self._worker.start()
+        if self.gate is not None:
+            self.subscribe_events(self.gate.on_playback_event)
+        self.add_io(self.create_timer(0.25, self._check_stream))
         self.add_io(self.create_subscription(msgs.AudioInfo, self.param('info_topic'),
                                              self.on_info, ros_io.QOS_LATCHED))
         self.add_io(self.create_subscription(msgs.AudioDataStamped, self.param('audio_topic'),
                                              self.on_audio, ros_io.QOS_AUDIO))
 
     # ---- input ------------------------------------------------------------------------------
+    def _bad_input(self, message: str, key: str = '', every_s: float = 0.0) -> None:
+        self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
+        if every_s:
+            now = time.monotonic()
+            if now - self._reported.get(key, -1e9) < every_s:
+                return  # one report per period, not one per chunk
+            self._reported[key] = now
+        self.report_error(message)
+
     def on_info(self, msg):
         before = (self.decoder.format, self.decoder.format_error)
         try:
             self.decoder.set_info(msg.channels, msg.sample_rate, msg.sample_format,
                                   msg.coding_format)
         except AudioFormatError as exc:
-            self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
-            self.report_error('unusable audio_info: %s' % exc)
+            self._bad_input('unusable audio_info: %s' % exc)
             return
         if (self.decoder.format, self.decoder.format_error) != before:
-            self._restart_stream()
+            self._restart_stream('audio format changed')
             self.get_logger().info('audio format: %s' % (self.decoder.format,))
 
-    def _restart_stream(self):
+    def _restart_stream(self, why: str):
+        if self._open_turn is not None:  # the turn started by speech_start gets its outcome
+            turn_id, onset = self._open_turn
+            self.report_error('utterance dropped: %s mid-utterance' % why, turn_id, onset,
+                              stage='vad')
+        self._open_turn = None
         self.segmenter.reset()
         self.decoder.reset()
         self._samples_fed = 0
         self._anchor = None
+
+    def _check_stream(self):
+        """Audio stopped mid-utterance (device gone, capture stopped): close what was heard."""
+        if not self.active or not self.segmenter.in_speech:
+            return
+        if time.monotonic() - self._last_audio > float(self.param('stream_timeout_s')):
+            utt = self.segmenter.flush()
+            self._bad_input('audio stream stopped mid-utterance (no audio for %.1f s); '
+                            'closed the utterance' % float(self.param('stream_timeout_s')))
+            if utt is not None:
+                self._publish_utterance(utt)
 
     def on_audio(self, msg):
         if not self.active:
@@ -159,23 +192,21 @@ class HearingNode(VoiceNode):
         try:
             decoded = self.decoder.decode(ros_io.payload_bytes(msg))
         except AudioFormatError as exc:
-            self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
-            self.report_error('bad audio message: %s' % exc)
+            self._bad_input('bad audio message: %s' % exc)
             return
         if decoded.empty:
-            self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
-            self.report_error('empty audio message on %s (no samples)'
-                              % self.param('audio_topic'))
+            self._bad_input('empty audio message on %s (no samples)'
+                            % self.param('audio_topic'))
             return
+        self._last_audio = time.monotonic()
         audio = decoded.audio
-        ratio = clipping_ratio(audio)
+        ok = True
+        ratio = clipping_ratio(np.nan_to_num(audio))
         if ratio > float(self.param('clip_warn_ratio')):
+            ok = False
             self.counters['clipped_chunks'] = self.counters.get('clipped_chunks', 0) + 1
-            now = time.monotonic()
-            if now - self._last_clip_report > 1.0:  # one report a second, not one per chunk
-                self._last_clip_report = now
-                self.report_error('clipped input: %.1f%% of samples at full scale; lower the '
-                                  'microphone gain' % (100.0 * ratio))
+            self._bad_input('clipped input: %.1f%% of samples at full scale; lower the '
+                            'microphone gain' % (100.0 * ratio), 'clip', 1.0)
         rate = self.segmenter.rate
         # Anchor stream time to the ROS clock: this message's first sample was captured at
         # its stamp (when stamped; otherwise now minus its duration).
@@ -186,19 +217,46 @@ class HearingNode(VoiceNode):
         if self._anchor is None or abs(anchor - self._anchor) > 0.5:
             self._anchor = anchor  # first message, or a gap in the stream: re-anchor
         self._samples_fed += len(audio)
-        for utt in self.segmenter.feed(audio):
+        if self.gate is not None:
+            now = self.now_s()
+            self.segmenter.threshold = self.gate.vad_threshold(now, self.base_threshold)
+            muted = self.gate.muted(now)
+        else:
+            muted = False
+        for utt in self.segmenter.feed(audio, muted=muted):
             self._publish_utterance(utt)
-        if ratio <= float(self.param('clip_warn_ratio')):
+        stats = self.segmenter.stats
+        if stats.nonfinite_samples > self._stats_seen[0]:
+            ok = False
+            self._bad_input('non-finite samples (NaN/inf) in the input: %d replaced by 0'
+                            % (stats.nonfinite_samples - self._stats_seen[0]), 'nan', 1.0)
+        self._stats_seen = (stats.nonfinite_samples, stats.clipped_samples)
+        if abs(stats.dc_offset) > float(self.param('dc_warn')):
+            ok = False
+            self._bad_input('DC offset %.3f in the input (removed before the VAD); check the '
+                            'microphone' % stats.dc_offset, 'dc', 5.0)
+        if ok:
             self.report_ok()  # good input again after a reported bad message
 
-    def _publish_utterance(self, utt):
+    def _on_speech_start(self, onset_s: float):
         turn_id = self.ids.new()
+        stamp = (self._anchor or 0.0) + onset_s
+        self._open_turn = (turn_id, stamp)
+        self.emit(turn_id, 'speech_start', stamp,
+                  detail={'vad': self.param('vad_backend'),
+                          'threshold': round(self.segmenter.threshold, 3)})
+
+    def _publish_utterance(self, utt):
+        turn_id = self._open_turn[0] if self._open_turn is not None else self.ids.new()
+        self._open_turn = None
         start = self._anchor + utt.start_s
         end = self._anchor + utt.end_s
         self.utterances += 1
         self.counters['turns'] += 1
         self.emit(turn_id, 'utterance', end, duration_s=round(utt.duration_s, 3),
                   detail={'start_s': round(start, 3), 'forced': utt.forced,
+                          'speech_start_s': round(self._anchor + utt.speech_start_s, 3),
+                          'speech_end_s': round(self._anchor + utt.speech_end_s, 3),
                           'vad': self.param('vad_backend')})
         self.utt_pub.publish(ros_io.audio_stamped(utt.audio, _to_time(start), turn_id))
         if self._queue is not None:
@@ -230,9 +288,10 @@ class HearingNode(VoiceNode):
             self.report_ok()
 
     def diagnostic_values(self):
-        values = {'asr_backend': self.param('asr_backend'),
-                  'vad_backend': self.param('vad_backend'),
+        values = {'backend': self.param('backend'), 'vad_backend': self.param('vad_backend'),
                   'utterances': self.utterances, 'transcripts': self.transcripts}
+        if self.asr is not None and getattr(self.asr, 'resolved_dir', ''):
+            values['model_dir'] = self.asr.resolved_dir
         decoder = getattr(self, 'decoder', None)
         if decoder is not None:
             fmt = decoder.format
@@ -243,6 +302,9 @@ class HearingNode(VoiceNode):
         segmenter = getattr(self, 'segmenter', None)
         if segmenter is not None:
             values['in_speech'] = segmenter.in_speech
+            values['vad_threshold_now'] = round(segmenter.threshold, 3)
+        if getattr(self, 'gate', None) is not None:
+            values['half_duplex_gated'] = self.gate.gated(self.now_s())
         if self._queue is not None:
             values['asr_queue'] = self._queue.qsize()
         return values

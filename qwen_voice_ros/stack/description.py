@@ -28,7 +28,7 @@ class NodeSpec:
 NODES = (
     NodeSpec('capture', 'qwen-voice-capture', 'qwen_voice_ros.nodes.capture_node', True,
              'microphone (sounddevice) or WAV file -> audio_stamped + audio_info'),
-    NodeSpec('hearing', 'qwen-voice-asr', 'qwen_voice_ros.nodes.asr_node', True,
+    NodeSpec('hearing', 'qwen-voice-hearing', 'qwen_voice_ros.nodes.hearing_node', True,
              'VAD -> utterance; ASR -> transcript'),
     NodeSpec('dialect', 'qwen-voice-dialect', 'qwen_voice_ros.nodes.dialect_node', True,
              'transcript -> dialect label + scores'),
