@@ -20,7 +20,7 @@ from clone_servers import (CosyVoiceServer, FishServer, GPTSoVITSServer, pitch_h
                            write_tone_wav)
 from qwen_voice_ros.core.params import check_all
 from qwen_voice_ros.tts.base import TTSError, TTSNotConfigured
-from qwen_voice_ros.tts.http_clone import PCMDecoder, ReferenceClip
+from qwen_voice_ros.tts.http_clone import looks_like_text, PCMDecoder, ReferenceClip
 from qwen_voice_ros.tts.http_cosyvoice import CosyVoiceTTS
 from qwen_voice_ros.tts.http_fish import FishSpeechTTS
 from qwen_voice_ros.tts.http_gpt_sovits import GPTSoVITSTTS
@@ -365,3 +365,10 @@ def test_raw_decoder_keeps_odd_bytes():
     dec = PCMDecoder(wav=False, sample_rate=24000)
     out = np.concatenate([dec.feed(pcm[:7]), dec.feed(pcm[7:]), dec.finish()])
     assert np.allclose(out * 32768, np.arange(-100, 100) * 100)
+
+
+def test_raw_pcm_starting_with_a_brace_is_audio():
+    samples = np.array([0x227B, -3, 5, -200, 1000, -7, 2, 0] * 8, dtype='<i2')  # b'{"...'
+    assert samples.tobytes()[:2] == b'{"' and not looks_like_text(samples.tobytes())
+    assert looks_like_text(b'{"detail": "Not Found", "status": 404, "padding": "xxxxxxxxxxxxx"}')
+    assert looks_like_text('<html><body>网关错误</body></html>'.encode('utf-8'))

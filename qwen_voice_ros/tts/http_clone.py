@@ -45,6 +45,23 @@ def speakable(text: str) -> bool:
     return any(unicodedata.category(ch)[0] in 'LN' for ch in text)
 
 
+def looks_like_text(data: bytes) -> bool:
+    """
+    Whether the start of a "raw PCM" body is really a JSON / HTML / XML document.
+
+    Raw S16LE can begin with any byte, so one ``{`` proves nothing: the first 64 bytes
+    must also all be printable UTF-8 text (speech samples near zero have 0x00/0xFF bytes).
+    """
+    head = data[:64]
+    starts = (b'{"', b'{ ', b'{\n', b'[{', b'<!', b'<h', b'<H', b'<?')
+    if len(head) < 8 or head[:2] not in starts:
+        return False
+    text = head.decode('utf-8', errors='replace')
+    if len(head) == 64:
+        text = text[:-2]   # a multi-byte character may be cut at the end
+    return all((ch.isprintable() and ch != '\ufffd') or ch in '\r\n\t' for ch in text)
+
+
 def _read_wav_any(path: str) -> Tuple[np.ndarray, int]:
     """Read a WAV (PCM 8/16/24/32-bit or float32) as float32 mono; raise TTSError."""
     try:
@@ -468,7 +485,7 @@ class HTTPCloneTTS(TTSBackend):
                     data = resp.read_chunk()
                     if not data:
                         break
-                    if got == 0 and not decoder.wav and data[:1] in (b'{', b'<', b'['):
+                    if got == 0 and not decoder.wav and looks_like_text(data):
                         raise TTSError('%s: server sent text, not audio: %s'
                                        % (self.name, error_detail(
                                            data[:300].decode('utf-8', 'replace'))))
