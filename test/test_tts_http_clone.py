@@ -372,3 +372,14 @@ def test_raw_pcm_starting_with_a_brace_is_audio():
     assert samples.tobytes()[:2] == b'{"' and not looks_like_text(samples.tobytes())
     assert looks_like_text(b'{"detail": "Not Found", "status": 404, "padding": "xxxxxxxxxxxxx"}')
     assert looks_like_text('<html><body>网关错误</body></html>'.encode('utf-8'))
+
+
+def test_registered_in_the_tts_registry(servers, clips):
+    from qwen_voice_ros.tts import create_tts, REGISTRY
+    assert {'cosyvoice', 'gpt_sovits', 'fish_speech'} <= set(REGISTRY.names)
+    tts = create_tts('gpt_sovits', base_url=servers['gpt_sovits'].url,
+                     ref_audio_path=clips['ref'], prompt_text='你好。')
+    tts.load()
+    assert_voice(tts.synthesize(TEXT), 32000, 200.0)
+    with pytest.raises(TTSNotConfigured, match='max_ref_s must be <= 600'):
+        create_tts('cosyvoice', max_ref_s=1000.0)

@@ -13,6 +13,9 @@ from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigur
 REGISTRY = Registry('tts', {
     'kokoro': 'qwen_voice_ros.tts.kokoro:KokoroTTS',
     'espeak': 'qwen_voice_ros.tts.espeak:EspeakTTS',
+    'cosyvoice': 'qwen_voice_ros.tts.http_cosyvoice:CosyVoiceTTS',
+    'gpt_sovits': 'qwen_voice_ros.tts.http_gpt_sovits:GPTSoVITSTTS',
+    'fish_speech': 'qwen_voice_ros.tts.http_fish:FishSpeechTTS',
 })
 BACKENDS = REGISTRY.names
 
