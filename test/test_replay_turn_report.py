@@ -57,7 +57,7 @@ def test_turn_stamp_on_the_bags_audio_clock_is_repaired_not_32_million_seconds()
     row = tr.build_turn_rows(events, [])[0]
     assert 'another clock' in row['clock_note'] or 'away from the node clock' in row['clock_note']
     assert row['stages']['first_audio'] == pytest.approx(2.45 - 0.5)
-    assert 'eos_detect' in row['stages'] and row['stages']['eos_detect'] == 0.0
+    assert 'eos_detect' not in row['stages']  # unknown: the start was taken from it
 
 
 def test_percentiles_and_json_keys():
@@ -143,3 +143,18 @@ def test_arrival_clock_maps_samples_to_receive_time():
     assert clock.time_of(512 * 19 - 1) == 29.0 and clock.time_of(0) is None
     clock.reset()
     assert clock.time_of(10) is None
+
+
+def test_true_end_of_speech_from_truth_and_replay_timing():
+    # Bag time 1000 s went out at wall 5000 s; the request ended 3 s into the bag.
+    info = {'play_started_wall_s': 5000.0, 'bag_first_ns': 1000 * 10**9, 'rate': 1.0}
+    ref = {'transcript': '你好', 'speech_end_s': 3.0, 'bag_start_ns': 1000 * 10**9}
+    assert tr.true_end_on_clock(ref, info, 5005.0) == 5003.0       # wall clock nodes
+    assert tr.true_end_on_clock(ref, info, 1004.5) == 1003.0       # use_sim_time nodes
+    assert tr.true_end_on_clock(ref, {}, 5005.0) is None           # no replay timing
+    assert tr.true_end_on_clock({'transcript': 'x'}, info, 5005.0) is None
+    events = spoken_turn(t0=5003.2)  # the hearing node's end of speech, 0.2 s late
+    rows = tr.build_turn_rows(events, [])
+    tr.apply_truth(rows, [ref], info)
+    assert rows[0]['stages']['first_audio_true'] == pytest.approx(2.65)
+    assert rows[0]['stages']['turn_start_err'] == pytest.approx(0.2)

@@ -326,12 +326,20 @@ class Replay:
 
 
 def write_replay_info(record: str, bag: str, subscribers: Dict[str, int],
-                      published: Dict[str, int], duration_s: float) -> None:
-    """Leave what the report cannot see in the recording: who listened when playing began."""
+                      published: Dict[str, int], duration_s: float,
+                      timing: Optional[Dict[str, object]] = None) -> None:
+    """
+    Leave what the report cannot see in the recording (``replay_info.json``).
+
+    Who listened when playing began, and when bag time ``bag_first_ns`` went out on the wall
+    clock (``play_started_wall_s``; message at bag time t left at that plus
+    ``(t - bag_first_ns) / rate``), so a report can place a truth file's speech on the clock.
+    """
     if not os.path.isdir(record):
         return
     info = {'played_bag': os.path.abspath(bag), 'subscribers': subscribers,
             'published': published, 'duration_s': round(duration_s, 3)}
+    info.update(timing or {})
     with open(os.path.join(record, 'replay_info.json'), 'w', encoding='utf-8') as f:
         json.dump(info, f, ensure_ascii=False, indent=1)
 
@@ -390,10 +398,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     started = time.monotonic()
     recorded = {}  # type: Dict[str, int]
     subscribers = {}  # type: Dict[str, int]
+    wall_offset = None  # type: Optional[float]
     try:
         replay = Replay(args, infos)
         subscribers = replay.wait_ready(player, stop)
         started = time.monotonic()
+        wall_offset = time.time() - started  # player times are monotonic: map them to wall
         on_clock = replay.publish_clock if args.clock is not None else None
         if not stop.is_set():
             player.run(replay.publish, on_clock=on_clock)
@@ -419,7 +429,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     for topic in sorted(recorded):
         print('recorded  %-32s %6d' % (topic, recorded[topic]), file=out)
     if args.record:
-        write_replay_info(args.record, args.bag, subscribers, published, duration)
+        timing = {'bag_first_ns': player.first_ns, 'rate': player.rate,
+                  'clock': args.clock is not None}
+        if player.wall_start is not None and wall_offset is not None:
+            timing['play_started_wall_s'] = round(player.wall_start + wall_offset, 6)
+        write_replay_info(args.record, args.bag, subscribers, published, duration, timing)
         print('wrote %s (%s)' % (args.record, args.storage), file=out)
     if args.report and args.record:
         from qwen_voice_ros.replay import turn_report

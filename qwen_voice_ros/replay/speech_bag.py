@@ -136,6 +136,7 @@ def make_request_bag(path, requests: Sequence[Tuple[str, str]] = REQUESTS,
         clips.append(voice(text, tts, voices[i % len(voices)] if tts == 'kokoro' else ''))
     timeline = write_speech_bag(path, clips, **bag_args)
     truth = {'format': 'qwen_voice_ros/truth/v1', 'tts': tts,
+             'bag_start_ns': int(bag_args.get('start_ns', bags.DEFAULT_START_NS)),
              'audio_topic': bags.normalize_topic(bag_args.get('audio_topic', 'audio_stamped')),
              'turns': [dict(transcript=text, dialect=label, **span)
                        for (text, label), span in zip(requests, timeline)]}

@@ -21,6 +21,9 @@ llm_tok_per_s      decode speed of the reply (``detail.tok_per_s``; tokens per s
 first_sentence     end of speech -> first reply sentence
 first_tts_audio    end of speech -> first synthesised audio chunk
 first_audio        end of speech -> first audio out (playback started the first chunk)
+first_audio_true   the same from the *true* end of speech: a truth file's ``speech_end_s``
+                   placed on the clock by the replay's ``replay_info.json`` (needs both)
+turn_start_err     the turn's start minus the true end of speech (checks the hearing clock)
 =================  ===========================================================================
 
 A turn is *answered* when its first audio went out.  For every other turn the reason is
@@ -44,12 +47,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from qwen_voice_ros.replay import report as basic
 
 STAGES = ('eos_detect', 'asr', 'dialect', 'llm_ttft', 'llm_tok_per_s', 'first_sentence',
-          'first_tts_audio', 'first_audio')
+          'first_tts_audio', 'first_audio', 'first_audio_true', 'turn_start_err')
 STAGE_TITLES = {
     'eos_detect': 'end-of-speech detection', 'asr': 'ASR', 'dialect': 'dialect',
     'llm_ttft': 'LLM time to first token', 'llm_tok_per_s': 'LLM tokens/s',
     'first_sentence': 'first sentence', 'first_tts_audio': 'first TTS audio',
-    'first_audio': 'first audio out'}
+    'first_audio': 'first audio out',
+    'first_audio_true': 'first audio, true end',
+    'turn_start_err': 'turn start - true end'}
 # Which node is next once a turn reached a stage: (event stage reached, next capability).
 PIPELINE = (('utterance', 'hearing'), ('transcript', 'dialect'), ('dialect', 'llm'),
             ('reply_sentence', 'tts'), ('tts_audio', 'playback'))
@@ -173,7 +178,8 @@ def stage_latencies(events: List[Dict[str, Any]], start: Optional[float]) -> Dic
         return float(first[stage]['stamp']) if first[stage] is not None else None
 
     if first['utterance'] is not None:
-        since(stamp('utterance'), start, 'eos_detect')
+        if float(first['utterance']['stamp']) != start:  # else: start repaired from it
+            since(stamp('utterance'), start, 'eos_detect')
         since(stamp('transcript'), stamp('utterance'), 'asr')
     elif first['transcript'] is not None and 'asr_s' in _detail(first['transcript']):
         out['asr'] = float(_detail(first['transcript'])['asr_s'])
@@ -188,6 +194,13 @@ def stage_latencies(events: List[Dict[str, Any]], start: Optional[float]) -> Dic
     if playbacks and start is not None:
         out['first_audio'] = round(min(audio_out_stamp(e) for e in playbacks) - start, 4)
     return out
+
+
+def first_audio_stamp(events: List[Dict[str, Any]]) -> Optional[float]:
+    """Node-clock time the turn's first audio went out, if it did."""
+    starts = [e for e in events if e['stage'] == 'playback_start']
+    playbacks = starts or [e for e in events if e['stage'] == 'playback']
+    return min(audio_out_stamp(e) for e in playbacks) if playbacks else None
 
 
 def _turns_by_id(events: List[Dict[str, Any]]) -> List[Tuple[str, List[Dict[str, Any]]]]:
@@ -265,7 +278,8 @@ def build_turn_rows(events: List[Dict[str, Any]], diagnostics: List[Dict[str, An
                'reply': base['reply'], 'tts_chunks': base['tts_chunks'],
                'tts_audio_s': base['tts_audio_s'], 'stages': stages,
                'answered': 'first_audio' in stages, 'errors': base['errors'],
-               'cancelled': base['cancelled'], 'events': len(mine), 'clock_note': note}
+               'cancelled': base['cancelled'], 'events': len(mine), 'clock_note': note,
+               'first_audio_stamp': first_audio_stamp(mine)}
         row['why'] = '' if row['answered'] else why_unanswered(mine, health)
         rows.append(row)
     return rows
@@ -276,14 +290,42 @@ def load_truth(path: str) -> List[Dict[str, Any]]:
     """Read a truth file: a JSON list (or ``{"turns": [...]}``) of per-turn references."""
     with open(path, encoding='utf-8') as f:
         data = json.load(f)
+    start_ns = None
     if isinstance(data, dict):
+        start_ns = data.get('bag_start_ns')
         data = data.get('turns', [])
     if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
         raise ValueError('%s: expected a list of {"transcript", "dialect"} objects' % path)
+    if start_ns is not None:
+        data = [dict(t, bag_start_ns=t.get('bag_start_ns', start_ns)) for t in data]
     return data
 
 
-def apply_truth(rows: List[Dict[str, Any]], truth: List[Dict[str, Any]]) -> Dict[str, Any]:
+def true_end_on_clock(ref: Dict[str, Any], replay_info: Dict[str, Any],
+                      audio_out: Optional[float]) -> Optional[float]:
+    """
+    Place a reference turn's true end of speech on the nodes' clock; None when unknown.
+
+    Bag time ``t`` went out at ``play_started_wall_s + (t - bag_first_ns) / rate`` (wall clock);
+    nodes on ``use_sim_time`` with ``--clock`` ran on bag time itself.  The one of the two that
+    puts the turn's first audio out 0-120 s later is the nodes' clock.
+    """
+    if 'speech_end_s' not in ref or 'bag_start_ns' not in ref or audio_out is None:
+        return None
+    end_ns = int(ref['bag_start_ns']) + int(round(float(ref['speech_end_s']) * 1e9))
+    candidates = [end_ns / 1e9]  # sim time
+    if 'play_started_wall_s' in replay_info and 'bag_first_ns' in replay_info:
+        wall = float(replay_info['play_started_wall_s']) + (
+            end_ns - int(replay_info['bag_first_ns'])) / 1e9 / float(replay_info.get('rate', 1))
+        candidates.insert(0, wall)
+    for candidate in candidates:
+        if 0.0 <= audio_out - candidate <= 120.0:
+            return candidate
+    return None
+
+
+def apply_truth(rows: List[Dict[str, Any]], truth: List[Dict[str, Any]],
+                replay_info: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Add ``ref_transcript``/``cer``/``ref_dialect``/``dialect_ok`` to rows; return totals."""
     by_id = {str(t['turn_id']): t for t in truth if t.get('turn_id')}
     # By order: only turns that heard something (a spurious VAD blip still counts, as it
@@ -298,6 +340,11 @@ def apply_truth(rows: List[Dict[str, Any]], truth: List[Dict[str, Any]]) -> Dict
             matched.append((row, ref))
     errors, chars, hits, labelled = 0, 0, 0, 0
     for row, ref in matched:
+        end = true_end_on_clock(ref, replay_info or {}, row.get('first_audio_stamp'))
+        if end is not None:
+            row['stages']['first_audio_true'] = round(row['first_audio_stamp'] - end, 4)
+            if row.get('turn_start') is not None:
+                row['stages']['turn_start_err'] = round(row['turn_start'] - end, 4)
         if 'transcript' in ref:
             row['ref_transcript'] = ref['transcript']
             hyp = row['transcript'] or ''
@@ -394,6 +441,7 @@ def build(path, truth_path: Optional[str] = None, events_topic: str = '') -> Dic
 def assemble(rows, diagnostics, replay_info, n_events, malformed, truth=None,
              bag: str = '') -> Dict[str, Any]:
     health = latest_health(diagnostics)
+    totals = apply_truth(rows, truth, replay_info) if truth is not None else None
     stats = summarize(rows)
     report = {'bag': bag, 'turns': len(rows),
               'answered_turns': sum(1 for r in rows if r['answered']),
@@ -404,8 +452,8 @@ def assemble(rows, diagnostics, replay_info, n_events, malformed, truth=None,
               'health': {k: {'node': v['node'], 'level': v['level'], 'message': v['message']}
                          for k, v in sorted(health.items())},
               'rows': rows}
-    if truth is not None:
-        report.update(apply_truth(rows, truth))
+    if totals is not None:
+        report.update(totals)
         if report['missing_turns']:
             report['reasons'].append('%d of %d reference turns produced no turn here'
                                      % (report['missing_turns'], len(truth)))
@@ -416,7 +464,7 @@ def assemble(rows, diagnostics, replay_info, n_events, malformed, truth=None,
 def format_report(report: Dict[str, Any], text_width: int = 22) -> str:
     fit = basic._fit
     cols = [('#', 3), ('transcript', text_width), ('dialect', 14), ('reply', text_width)]
-    short = ('eos', 'asr', 'dial', 'ttft', 'tok/s', 'sent1', 'tts1', 'out1')
+    short = ('eos', 'asr', 'dial', 'ttft', 'tok/s', 'sent1', 'tts1', 'out1', 'out1*', 'start')
     cols += [(s, 6) for s in short]
     lines = ['  '.join(fit(name, w) for name, w in cols).rstrip()]
     notes = []

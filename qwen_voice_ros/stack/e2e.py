@@ -69,9 +69,10 @@ def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
     """Parameters for a run from audio (names of today's nodes and their backend prefixes)."""
     hearing = {'audio_topic': bags.normalize_topic(audio_topic).lstrip('/'),
                'info_topic': bags.normalize_topic(info_topic).lstrip('/'),
-               'asr_backend': 'faster_whisper', 'model_dir': asr_dir,
-               'faster_whisper.model_dir': asr_dir, 'beam_size': beam_size,
-               'faster_whisper.beam_size': beam_size, 'language': 'zh'}
+               'backend': 'faster_whisper', 'faster_whisper.model_dir': asr_dir,
+               'faster_whisper.beam_size': beam_size, 'faster_whisper.language': 'zh',
+               # A failed greedy decode is retried at 5 temperatures: seconds per turn.
+               'faster_whisper.temperature_fallback': False}
     if min_silence_ms:
         hearing['min_silence_ms'] = int(min_silence_ms)
     params = {'hearing': hearing,
