@@ -39,7 +39,7 @@ def _diag_probe(env):
 def test_tts_node_without_espeak_reports_not_configured(tmp_path):
     env = ros_env()
     env['PATH'] = str(tmp_path)  # no espeak-ng anywhere on PATH
-    node = NodeProcess('qwen_voice_ros.nodes.tts_node', env)
+    node = NodeProcess('qwen_voice_ros.nodes.tts_node', env, {'backend': 'espeak'})
     probe = _diag_probe(env)
     try:
         probe.wait_for(lambda: diagnostics_of(probe, 'tts') is not None
@@ -64,7 +64,7 @@ def test_failed_sentence_is_reported_and_the_next_is_spoken(tmp_path):
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
     env = ros_env()
     env['PATH'] = '%s:%s' % (tmp_path, os.environ['PATH'])
-    node = NodeProcess('qwen_voice_ros.nodes.tts_node', env)
+    node = NodeProcess('qwen_voice_ros.nodes.tts_node', env, {'backend': 'espeak', 'fallback': ''})
     probe = _diag_probe(env)
     try:
         from audio_common_msgs.msg import AudioDataStamped

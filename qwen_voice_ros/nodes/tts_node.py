@@ -1,122 +1,183 @@
 """
 TTS node: reply sentences (std_msgs/String) -> speech on ``tts/audio`` (AudioDataStamped).
 
-Each sentence becomes one audio message whose ``header.frame_id`` is the turn id; its
-format is latched on ``tts/audio_info``.  Synthesis runs on a worker thread; sentences of a
-turn that a newer turn superseded are dropped (barge-in).
+An adapter around :class:`~qwen_voice_ros.tts.pipeline.TTSPipeline`: each sentence is
+synthesised as soon as it arrives, one audio message per piece (``header.frame_id`` = turn
+id, format latched on ``tts/audio_info``).  The backend comes from ``tts.REGISTRY``
+(``backend`` + ``<backend>.<param>``); default Kokoro, and when Kokoro cannot load, espeak-ng
+with a WARN saying why.  ``voice_profile`` (a WAV or YAML/JSON profile) can change at run
+time; Kokoro matches a voice to it in the background.  Cancelled or superseded turns are
+dropped; a failing sentence gives an error event and the fallback voice speaks it.
 """
 from __future__ import annotations
 
-import queue
 import threading
-from typing import Dict
-
 
 from qwen_voice_ros.audio.pcm import AudioFormat, resample
-from qwen_voice_ros.core.turns import TurnTracker
+from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.nodes import ros_io
-from qwen_voice_ros.nodes.base import VoiceNode, run
+from qwen_voice_ros.nodes.base import OK, WARN, VoiceNode, run
 
 
 class TTSNode(VoiceNode):
     capability = 'tts'
     default_turn_grace_s = 0.5
+    PARAMS = (
+        Param('fallback', 'espeak', "backend used when the main one fails or lacks the turn's "
+              "dialect (Cantonese); '' = none"),
+        Param('sample_rate', 16000, 'output rate on tts/audio (Hz)', min=8000, max=48000),
+        Param('normalize_text', True, 'read digits, dates, units and symbols as Chinese'),
+        Param('max_chars', 80, 'longer sentences are split into pieces of this many characters',
+              min=10, max=2000),
+        Param('voice_profile', '', 'voice to speak with: a reference WAV or a YAML/JSON profile '
+              '(wav, transcript, language, dialect); changeable at run time'),
+        Param('input_topic', 'reply_sentence', 'reply sentences to speak'),
+        Param('audio_topic', 'tts/audio', 'synthesised audio'),
+        Param('info_topic', 'tts/audio_info', 'format of tts/audio (latched)'),
+    )
 
-    def __init__(self):
-        super().__init__('tts')
+    def __init__(self, **kwargs):
+        super().__init__('tts', **kwargs)
 
     def declare(self):
-        p = self.declare_parameter
-        p('backend', 'espeak')
-        p('voice', 'cmn-latn-pinyin')   # espeak voice for Mandarin
-        p('speed_wpm', 160)
-        p('voice_by_dialect', True)     # Cantonese turns get the Cantonese voice
-        p('sample_rate', 16000)         # output rate on tts/audio
-        p('input_topic', 'reply_sentence')
-        p('audio_topic', 'tts/audio')
-        p('info_topic', 'tts/audio_info')
-        self.tts = None
+        from qwen_voice_ros.tts import REGISTRY
+        self.declare_backend_params(REGISTRY, 'kokoro')
+        self.pipeline, self.note, self.voice = None, '', ''
+        self.add_on_set_parameters_callback(self._on_set)
+
+    def _build(self, name):
+        from qwen_voice_ros.tts import REGISTRY
+        tts = REGISTRY.create(name, {p.name: self.param('%s.%s' % (name, p.name))
+                                     for p in REGISTRY.params(name)})
+        tts.load()
+        tts.synthesize('你好')   # a broken backend fails now, and the first turn is warm
+        return tts
 
     def load(self):
-        from qwen_voice_ros.tts import create_tts
-        backend = self.param('backend')
-        params = {}
-        if backend == 'espeak':
-            params = {'voice': self.param('voice'), 'speed_wpm': int(self.param('speed_wpm')),
-                      'voice_by_dialect': bool(self.param('voice_by_dialect'))}
-        tts = create_tts(backend, **params)
-        tts.load()
-        # One short synthesis now: a broken backend fails configure, not the first turn,
-        # and the first real sentence doesn't pay the cold start.
-        tts.synthesize('你好')
-        self.tts = tts
+        from qwen_voice_ros.tts import REGISTRY
+        from qwen_voice_ros.tts.pipeline import TTSPipeline
+        name, fallback_name = self.param('backend'), self.param('fallback')
+        if name not in REGISTRY.names:
+            raise ValueError('unknown tts backend %r (available: %s)'
+                             % (name, ', '.join(REGISTRY.names)))
+        fallback, self.note = None, ''
+        if fallback_name and fallback_name != name:
+            try:
+                fallback = self._build(fallback_name)
+            except Exception as exc:
+                self.note = 'no fallback voice: %s' % exc
+        try:
+            primary = self._build(name)
+        except Exception as exc:
+            if fallback is None:
+                raise ValueError('%s%s' % (exc, '; ' + self.note if self.note else '')) from None
+            primary, self.note = fallback, '%s unavailable (%s); speaking with %s' % (
+                name, exc, fallback_name)
+        if self.note:
+            self.get_logger().warning(self.note)
+        self.pipeline = TTSPipeline(primary, fallback, self._on_audio, self._on_error,
+                                    self.param('normalize_text'), self.param('max_chars'))
         self.format = AudioFormat(sample_rate=int(self.param('sample_rate')))
+        self.voice = primary.name
+        problem = self._apply_profile(self.param('voice_profile'))
+        if problem:
+            self.note = 'voice_profile rejected, default voice: %s' % problem
 
     def unload(self):
-        if getattr(self, '_queue', None) is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=5.0)
-            self._queue = None
-        if self.tts is not None:
-            self.tts.close()
-            self.tts = None
+        if self.pipeline is not None:
+            self.pipeline.stop()
+            for tts in {self.pipeline.primary, self.pipeline.fallback} - {None}:
+                tts.close()
+            self.pipeline = None
 
     def open_io(self):
         msgs = ros_io.audio_msgs()
-        self.audio_pub = self.add_io(self.create_publisher(
-            msgs.AudioDataStamped, self.param('audio_topic'), ros_io.QOS_AUDIO))
+        self.audio_pub = self.add_lifecycle_publisher(msgs.AudioDataStamped,
+                                                      self.param('audio_topic'), ros_io.QOS_AUDIO)
         self.info_pub = self.add_io(self.create_publisher(
             msgs.AudioInfo, self.param('info_topic'), ros_io.QOS_LATCHED))
         self.info_pub.publish(ros_io.info_msg(self.format))
-        self.tracker = TurnTracker()
-        self.dialects: Dict[str, str] = {}
-        self._queue: 'queue.Queue' = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name='tts-worker', daemon=True)
-        self._worker.start()
+        self.start_worker('tts-worker', self.pipeline.loop)
         feed_event = self.subscribe_text_turns(self.param('input_topic'), 'reply_sentence',
                                                self.on_sentence)
 
         def on_event(event):
-            if event['stage'] == 'dialect':
-                self.dialects[event['turn_id']] = event.get('dialect', {}).get('label')
-                if len(self.dialects) > 256:
-                    self.dialects.pop(next(iter(self.dialects)))
-            elif event['stage'] in ('utterance', 'transcript'):
-                self.tracker.observe(event['turn_id'],
-                                     float(event.get('turn_stamp', event['stamp'])))
+            stage, turn_id = event['stage'], event['turn_id']
+            if stage == 'dialect':
+                self.pipeline.set_dialect(turn_id, (event.get('dialect') or {}).get('label'))
+            elif stage in ('utterance', 'transcript', 'speech_start'):
+                self.pipeline.observe_turn(turn_id, float(event.get('turn_stamp')
+                                                          or event['stamp']))
+            elif stage == 'cancelled':
+                self.pipeline.cancel(turn_id)
             feed_event(event)
         self.subscribe_events(on_event)
 
-    def on_sentence(self, turn_id, turn_stamp, text, event):
-        self.tracker.observe(turn_id, turn_stamp)
-        seq = int(event.get('seq', 0)) if event else 0
-        self._queue.put((turn_id, turn_stamp, text, seq))
+    def on_activate(self, state):
+        result = super().on_activate(state)
+        self._serving()
+        return result
 
-    def _work(self):
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            turn_id, turn_stamp, text, seq = item
-            if self.tracker.is_stale(turn_id):
-                self.counters['dropped_stale'] = self.counters.get('dropped_stale', 0) + 1
-                continue
-            if not text.strip():
-                self.report_error('empty sentence: nothing to speak', turn_id, turn_stamp)
-                continue
-            try:
-                speech = self.tts.synthesize(text, dialect=self.dialects.get(turn_id))
-            except Exception as exc:
-                self.report_error('tts failed for %r: %s' % (text[:40], exc), turn_id,
-                                  turn_stamp)
-                continue
-            audio = resample(speech.audio, speech.sample_rate, self.format.sample_rate)
-            self.counters['turns'] += 1
-            duration = len(audio) / float(self.format.sample_rate)
-            self.emit(turn_id, 'tts_audio', turn_stamp, text=text, seq=seq,
-                      duration_s=round(duration, 3), detail={'backend': self.tts.name})
-            self.audio_pub.publish(ros_io.audio_stamped(audio, self.stamp(), turn_id))
+    def _serving(self):
+        if self.note:
+            self.set_health(WARN, 'serving with a warning: %s' % self.note)
+        else:
             self.report_ok()
+
+    def on_sentence(self, turn_id, turn_stamp, text, event):
+        from qwen_voice_ros.tts.pipeline import Job
+        self.pipeline.submit(Job(turn_id, turn_stamp, text, int((event or {}).get('seq', 0))))
+
+    def _on_audio(self, piece):
+        audio = resample(piece.speech.audio, piece.speech.sample_rate, self.format.sample_rate)
+        self.counters['turns'] += 1
+        job = piece.job
+        self.emit(job.turn_id, 'tts_audio', job.turn_stamp, text=piece.text, seq=job.seq,
+                  duration_s=round(len(audio) / float(self.format.sample_rate), 3),
+                  detail={'backend': piece.backend, 'part': piece.part, 'parts': piece.parts})
+        self.audio_pub.publish(ros_io.audio_stamped(audio, self.stamp(), job.turn_id))
+        if self._health[0] != OK and piece.backend == self.pipeline.primary.name:
+            self._serving()
+
+    def _on_error(self, job, message, fallback):
+        self.report_error(message + ('; spoken by %s' % fallback if fallback else ''),
+                          job.turn_id, job.turn_stamp)
+
+    def _on_set(self, parameters):
+        from rcl_interfaces.msg import SetParametersResult
+        for p in parameters:
+            if p.name == 'voice_profile' and self.pipeline is not None:
+                problem = self._apply_profile(p.value)
+                if problem:
+                    return SetParametersResult(successful=False, reason=problem)
+        return SetParametersResult(successful=True)
+
+    def _apply_profile(self, path):
+        """Check the profile now (return the problem); match the voice on a thread."""
+        from qwen_voice_ros.tts.profiles import ProfileError, load_profile, load_reference
+        try:
+            profile = load_profile(path)
+            if profile is not None:
+                load_reference(profile)
+        except ProfileError as exc:
+            self.report_error('voice_profile rejected: %s' % exc)
+            return str(exc)
+        primary = self.pipeline.primary
+
+        def apply():
+            try:
+                summary = primary.set_profile(profile)
+                self.get_logger().info('voice profile %s: %s' % (path or '(none)', summary))
+                self.voice = '%s: %s' % (primary.name, summary)
+            except Exception as exc:
+                self.report_error('voice_profile %s failed: %s' % (path, exc))
+        threading.Thread(target=apply, name='tts-profile', daemon=True).start()
+        return ''
+
+    def diagnostic_values(self):
+        values = dict(self.pipeline.counters) if self.pipeline is not None else {}
+        values.update(voice=self.voice, fallback_reason=self.note)
+        return values
 
 
 def main(args=None):
