@@ -156,8 +156,11 @@ class CloneServer:
                 self.send_header('Transfer-Encoding', 'chunked')
                 self.end_headers()
                 pieces = ([header] if header else []) + list(blocks)
+                # api_v2 sends its WAV header together with the first audio chunk; fish-speech
+                # sends the header before generating; CosyVoice has no header.
+                first_wait = 2 if header and server.header_with_first_chunk else 1
                 for i, piece in enumerate(pieces):
-                    if i and server.chunk_delay_s:
+                    if i >= first_wait and server.chunk_delay_s:
                         time.sleep(server.chunk_delay_s)
                     if piece:
                         self.wfile.write(b'%x\r\n%s\r\n' % (len(piece), piece))
@@ -221,6 +224,7 @@ class CloneServer:
 
     wav_out = False
     audio_ctype = ''
+    header_with_first_chunk = False
 
     def voice(self, text, ref_audio, ref_rate):
         """Return the cloned "speech": a tone at the reference's pitch, length by the text."""
@@ -319,6 +323,7 @@ class GPTSoVITSServer(CloneServer):
     rate = 32000
     wav_out = True
     audio_ctype = 'audio/wav'
+    header_with_first_chunk = True
 
     def json_error(self):
         return json_fail(400, {'message': 'tts failed', 'Exception': 'CUDA out of memory'})

@@ -9,8 +9,9 @@ repetition_penalty, temperature}``; in JSON the reference audio bytes are base64
 answer is ``audio/wav`` (streamed: a WAV header with zero data size, then S16LE chunks;
 streaming only with ``format: wav``).  ``--api-key`` servers want ``Authorization: Bearer``.
 
-Licence: the server code is Apache-2.0 but the released Fish-Speech / OpenAudio weights are
-CC-BY-NC-SA-4.0: **non-commercial use only**.
+Licence: the released Fish-Speech / OpenAudio-S1-mini weights are CC-BY-NC-SA-4.0 and newer
+releases put code and weights under the Fish Audio Research License: **non-commercial use
+only**; a product needs a separate licence from Fish Audio.  This client has no such code.
 """
 from __future__ import annotations
 
