@@ -26,6 +26,7 @@ CONSOLE_SCRIPTS = [
     'qwen-voice-asr-eval = qwen_voice_ros.asr.eval_cli:main',
     'qwen-voice-export = qwen_voice_ros.llm.export_cli:main',
     'qwen-voice-bench-llm = qwen_voice_ros.llm.bench_cli:main',
+    'qwen-voice-clone-eval = qwen_voice_ros.tts.clone_eval:main',
 ]
 
 setup(
