@@ -118,7 +118,7 @@ class UtteranceSegmenter:
     """Feed audio of any chunk size; get closed utterances back."""
 
     def __init__(self, classifier: FrameClassifier, sample_rate: int = 16000,
-                 threshold: float = 0.5, min_speech_ms: int = 150, min_silence_ms: int = 700,
+                 threshold: float = 0.5, min_speech_ms: int = 150, min_silence_ms: int = 1000,
                  pad_ms: int = 200, max_utterance_s: float = 20.0,
                  on_speech_start: Optional[Callable[[float], None]] = None,
                  remove_dc: bool = True):

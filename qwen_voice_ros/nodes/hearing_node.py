@@ -57,7 +57,7 @@ class HearingNode(VoiceNode):
         self.declare_backend_params(VAD_BACKENDS, 'silero', key='vad_backend')
         p('vad_threshold', 0.5)           # P(speech) above which a frame is voiced
         p('min_speech_ms', 150)           # voiced time that confirms speech (speech_start)
-        p('min_silence_ms', 700)          # hangover: comma pauses (~300-500 ms) stay inside
+        p('min_silence_ms', 1000)         # hangover: comma pauses (up to ~0.9 s) stay inside
         p('pad_ms', 200)                  # pre-roll / post-roll kept around the speech
         p('max_utterance_s', 20.0)
         p('stream_timeout_s', 1.0)        # no audio this long mid-utterance: close it
