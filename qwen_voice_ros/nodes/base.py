@@ -295,8 +295,15 @@ class VoiceNode(LifecycleNode):
             if event.get('node') != me:
                 deliver(matcher.on_event(event))
 
-        self.add_io(self.create_subscription(
-            String, topic, lambda msg: deliver(matcher.on_text(msg.data)), ros_io.QOS_TEXT))
+        def on_text(msg):
+            if len(msg.data) > events.MAX_TEXT_CHARS:  # its events would be rejected downstream
+                self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
+                self.report_error('%s: a text of %d characters is longer than %d; ignored'
+                                  % (topic, len(msg.data), events.MAX_TEXT_CHARS))
+                return
+            deliver(matcher.on_text(msg.data))
+
+        self.add_io(self.create_subscription(String, topic, on_text, ros_io.QOS_TEXT))
         self.add_io(self.create_timer(0.02, lambda: deliver(matcher.poll())))
         return feed_event
 

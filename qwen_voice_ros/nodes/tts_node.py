@@ -76,7 +76,8 @@ class TTSNode(VoiceNode):
         if self.note:
             self.get_logger().warning(self.note)
         self.pipeline = TTSPipeline(primary, fallback, self._on_audio, self._on_error,
-                                    self.param('normalize_text'), self.param('max_chars'))
+                                    self.param('normalize_text'), self.param('max_chars'),
+                                    clock=self.now_s)  # clamp foreign turn stamps (issue 8)
         self.format = AudioFormat(sample_rate=int(self.param('sample_rate')))
         self.voice = primary.name
         problem = self._apply_profile(self.param('voice_profile'))
