@@ -137,7 +137,7 @@ def test_playback_writes_chunks_and_barge_in_cuts_stale_turn(probe, tmp_path):
         cancelled = wait_for(lambda: h.events('cancelled'), 5.0, 'cancelled event', [h.proc])
         barge_latency = time.monotonic() - barge_at
         assert cancelled[0]['turn_id'] == 't-A'
-        assert cancelled[0]['detail']['by_turn'] == 't-B'
+        assert cancelled[0]['detail']['superseded_by'] == 't-B'
         # A late chunk of the old turn is dropped; the new turn's chunk plays.
         h.send_audio('t-A', encode_s16le(tone(440, 0.2)))
         h.send_audio('t-B', encode_s16le(tone(880, 0.2)))

@@ -90,7 +90,8 @@ def test_slow_llm_server_times_out_and_the_next_turn_works(graph):
     probe, transcript, server = graph
     server.delay_s = 8.0                                # longer than the node's timeout_s (5 s)
     transcript.publish(String(data='慢一点的问题。'))
-    probe.wait_for(lambda: any('stalled' in e.get('error', '') or 'timed out' in e.get('error', '')
+    words = ('stalled', 'timed out', 'deadline')
+    probe.wait_for(lambda: any(w in e.get('error', '') for w in words
                                for e in _events(probe, 'error')), 20, 'LLM timeout error')
     server.delay_s = 0.0
     transcript.publish(String(data='快一点的问题。'))

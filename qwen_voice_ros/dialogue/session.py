@@ -163,6 +163,10 @@ class ReplySession:
                     return turn
             return None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._ready:
             self._closed = True

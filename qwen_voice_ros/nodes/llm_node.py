@@ -1,240 +1,210 @@
 """
 LLM node: transcript -> streamed reply sentences + full reply (std_msgs/String) + events.
 
-Generation runs on a worker thread so the node keeps receiving: a newer turn cancels the
-running one within one decode step / network read (barge-in), and the cut-off reply enters
-the conversation only as far as playback reported it spoken.
+An adapter over :class:`~qwen_voice_ros.dialogue.session.ReplySession` (dialect wait,
+barge-in, what was spoken) and the chat backend of ``REGISTRY`` (``<backend>.<param>``).
+Generation runs on a supervised worker thread; every turn ends in one event: ``reply``,
+``cancelled`` (``detail.superseded_by``) or ``error`` -- after an error the user also hears
+``fallback_text`` on ``reply_sentence``.
 """
 from __future__ import annotations
 
-import queue
-import threading
-from typing import Dict, Optional
+import dataclasses
 
 from std_msgs.msg import String
 
-from qwen_voice_ros.core.turns import TurnTracker
+from qwen_voice_ros.core.params import Param
+from qwen_voice_ros.dialogue import COMPLETED, ReplySession
+from qwen_voice_ros.llm import REGISTRY
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
 
-
-class _Turn:
-    def __init__(self, turn_id, turn_stamp, text, deadline):
-        self.turn_id = turn_id
-        self.turn_stamp = turn_stamp
-        self.text = text
-        self.deadline = deadline
-        self.dialect: Optional[str] = None
-        self.cancel = threading.Event()
-        self.sentences = []
+# Older flat names still accepted (they override <backend>.<param> when set).
+ALIASES = {'model_dir': 'onnx.model_dir', 'provider': 'onnx.provider',
+           'trt_cache_dir': 'onnx.trt_cache_dir', 'base_url': 'openai_http.base_url',
+           'model': 'openai_http.model'}
+CANTONESE = ('cantonese', 'yue')
 
 
 class LLMNode(VoiceNode):
     capability = 'llm'
     default_turn_grace_s = 0.5  # after the dialect node (0.25 s), which announces first
+    PARAMS = (
+        Param('enable_thinking', False, 'Qwen3 thinking mode (the <think> text is not spoken)'),
+        Param('max_new_tokens', 256, 'longest reply in tokens', min=1, max=8192),
+        Param('temperature', 0.7, 'sampling temperature (0 = greedy)', min=0.0, max=5.0),
+        Param('top_p', 0.8, 'nucleus sampling', min=0.0, max=1.0),
+        Param('top_k', 20, 'top-k sampling (0 = off)', min=0, max=100000),
+        Param('min_p', 0.0, 'min-p sampling', min=0.0, max=1.0),
+        Param('repetition_penalty', 1.05, 'repetition penalty', min=0.5, max=5.0),
+        Param('seed', -1, 'sampling seed (-1 = random)', min=-1, max=2 ** 31 - 1),
+        Param('timeout_s', 30.0, 'deadline for one whole reply', min=0.1, max=3600.0),
+        Param('persona', '', 'system prompt persona ("" = the built-in robot assistant)'),
+        Param('reply_style', 'mandarin', 'reply language', choices=('mandarin', 'dialect')),
+        Param('dialect_wait_s', 0.3, "wait this long for the turn's dialect label",
+              min=0.0, max=10.0),
+        Param('history_token_budget', 1536, 'system prompt + history, in model tokens',
+              min=64, max=131072),
+        Param('first_min_chars', 6, 'shortest first sentence streamed', min=1, max=200),
+        Param('max_queue', 4, 'turns waiting for the worker (drop oldest)', min=1, max=64),
+        Param('fallback_text', '抱歉，我现在回答不了，请再说一遍。',
+              'spoken when the reply fails ("" = silent)'),
+        Param('fallback_text_cantonese', '唔好意思，我而家答唔到，请你再讲一次。',
+              'fallback for Cantonese turns ("" = fallback_text)'),
+        Param('input_topic', 'transcript', 'user text in'),
+        Param('reply_topic', 'reply', 'full reply out'),
+        Param('sentence_topic', 'reply_sentence', 'streamed sentences out'),
+    ) + tuple(Param(k, '', 'deprecated alias of %s' % v) for k, v in ALIASES.items())
 
     def __init__(self):
         super().__init__('llm')
 
     def declare(self):
-        p = self.declare_parameter
-        p('backend', 'onnx')               # onnx | openai_http
-        p('model_dir', '')                 # onnx: a qwen-voice-export directory
-        p('provider', 'cpu')               # onnx: tensorrt | cuda | cpu
-        p('trt_cache_dir', '')
-        p('base_url', 'http://127.0.0.1:8000/v1')  # openai_http
-        p('model', '')
-        p('api_key', '')
-        p('stream', True)
-        p('enable_thinking', False)
-        p('max_new_tokens', 256)
-        p('temperature', 0.7)
-        p('top_p', 0.8)
-        p('top_k', 20)
-        p('min_p', 0.0)
-        p('repetition_penalty', 1.05)
-        p('seed', -1)
-        p('timeout_s', 30.0)
-        p('persona', '')                   # '' = the built-in robot-assistant persona
-        p('reply_style', 'mandarin')       # mandarin | dialect (answer in the user's dialect)
-        p('dialect_wait_s', 0.3)           # wait this long for the turn's dialect label
-        p('history_token_budget', 1536)    # system prompt + history, in model tokens
-        p('first_min_chars', 6)
-        p('input_topic', 'transcript')
-        p('reply_topic', 'reply')
-        p('sentence_topic', 'reply_sentence')
-        self.backend = None
+        self.declare_backend_params(REGISTRY, 'onnx')
+        self.backend = self.session = None
 
     def load(self):
-        from qwen_voice_ros.llm import create_backend
+        from qwen_voice_ros.llm.base import LLMNotConfigured
         from qwen_voice_ros.llm.memory import DEFAULT_PERSONA, ConversationMemory
-        names = ('model_dir', 'provider', 'trt_cache_dir', 'base_url', 'model', 'api_key',
-                 'stream')
-        backend = create_backend(self.param('backend'), **{n: self.param(n) for n in names})
+        for alias, target in ALIASES.items():
+            if self.param(alias) and target.startswith(self.param('backend') + '.'):
+                self.set_parameters([rclpy_parameter(target, self.param(alias))])
+        try:
+            backend = self.create_backend(REGISTRY)
+        except (ValueError, KeyError) as exc:
+            raise LLMNotConfigured(str(exc)) from None
         backend.load()
         self.backend = backend
-        self.memory = ConversationMemory(self.param('persona') or DEFAULT_PERSONA,
-                                         self.param('reply_style'),
-                                         int(self.param('history_token_budget')),
-                                         count_tokens=backend.count_tokens)
+        memory = ConversationMemory(self.param('persona') or DEFAULT_PERSONA,
+                                    self.param('reply_style'),
+                                    int(self.param('history_token_budget')),
+                                    count_tokens=backend.count_tokens)
+        self.session = ReplySession(self.now_s, memory, float(self.param('dialect_wait_s')),
+                                    max_queue=int(self.param('max_queue')))
 
     def unload(self):
-        if getattr(self, '_queue', None) is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=5.0)
-            self._queue = None
+        if self.session is not None:
+            self.session.close()
         if self.backend is not None:
             self.backend.close()
             self.backend = None
 
     def options(self):
         from qwen_voice_ros.llm.base import GenerationOptions
-        seed = int(self.param('seed'))
-        return GenerationOptions(
-            max_new_tokens=int(self.param('max_new_tokens')),
-            temperature=float(self.param('temperature')), top_p=float(self.param('top_p')),
-            top_k=int(self.param('top_k')), min_p=float(self.param('min_p')),
-            repetition_penalty=float(self.param('repetition_penalty')),
-            seed=None if seed < 0 else seed, enable_thinking=bool(self.param('enable_thinking')),
-            timeout_s=float(self.param('timeout_s')))
+        known = {f.name for f in dataclasses.fields(GenerationOptions)}
+        values = {p.name: self.param(p.name) for p in self.PARAMS if p.name in known}
+        values['seed'] = None if values['seed'] < 0 else values['seed']
+        return GenerationOptions(**values)
 
     def open_io(self):
-        self.reply_pub = self.add_io(self.create_publisher(String, self.param('reply_topic'),
-                                                           ros_io.QOS_TEXT))
-        self.sentence_pub = self.add_io(self.create_publisher(
-            String, self.param('sentence_topic'), ros_io.QOS_TEXT))
-        self.tracker = TurnTracker()
-        self.waiting: Dict[str, _Turn] = {}
-        self.current: Optional[_Turn] = None
-        self.last_finished: Optional[_Turn] = None  # its audio may still be playing
-        self.spoken_seq: Dict[str, int] = {}
-        self.saw_playback = False
-        self._queue: 'queue.Queue[Optional[_Turn]]' = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name='llm-worker', daemon=True)
-        self._worker.start()
-        feed_event = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
-                                               self.on_transcript)
+        self.reply_pub = self.add_lifecycle_publisher(String, self.param('reply_topic'),
+                                                      ros_io.QOS_TEXT)
+        self.sentence_pub = self.add_lifecycle_publisher(String, self.param('sentence_topic'),
+                                                         ros_io.QOS_TEXT)
+        feed_event = self.subscribe_text_turns(
+            self.param('input_topic'), 'transcript', self.on_transcript,
+            on_reattribute=lambda old, new, event: self.session.rename(old, new))
+        me = self.get_fully_qualified_name()
 
         def on_event(event):
             feed_event(event)
-            self.on_event(event)
+            stage, turn_id = event['stage'], event['turn_id']
+            if stage == 'dialect':
+                label = (event.get('dialect') or {}).get('label')
+                self.publish_outcomes(self.session.on_dialect(turn_id, label))
+            elif stage == 'playback':
+                self.session.on_playback(turn_id, int(event.get('seq', -1)))
+            elif stage in ('utterance', 'transcript') and event['node'] != me:
+                stamp = event.get('turn_stamp', event['stamp'])
+                self.publish_outcomes(self.session.on_user_turn(turn_id, stamp))
         self.subscribe_events(on_event)
-        self.add_io(self.create_timer(0.02, self._release_waiting))
-
-    def on_event(self, event):
-        stage, turn_id = event['stage'], event['turn_id']
-        if stage == 'dialect' and turn_id in self.waiting:
-            self.waiting[turn_id].dialect = event.get('dialect', {}).get('label')
-            self._start(self.waiting.pop(turn_id))
-        elif stage == 'playback':
-            self.saw_playback = True
-            self.spoken_seq[turn_id] = max(self.spoken_seq.get(turn_id, -1),
-                                           int(event.get('seq', -1)))
-        elif stage in ('utterance', 'transcript') and event['node'] != \
-                self.get_fully_qualified_name():
-            # A new user turn began: whatever we are saying for an older turn is stale.
-            if self.tracker.observe(turn_id, float(event.get('turn_stamp', event['stamp']))):
-                self._cancel_older(turn_id)
+        self.add_io(self.create_timer(0.02, lambda: self.publish_outcomes(self.session.poll())))
+        self.worker = self.start_worker('llm-worker', self._work)
 
     def on_transcript(self, turn_id, turn_stamp, text, event):
         self.counters['turns'] += 1
-        if not text.strip():
-            self.report_error('empty transcript: no reply generated', turn_id, turn_stamp)
-            return
-        self.tracker.observe(turn_id, turn_stamp)
-        self._cancel_older(turn_id)
-        turn = _Turn(turn_id, turn_stamp, text.strip(),
-                     self.now_s() + float(self.param('dialect_wait_s')))
-        self.waiting[turn_id] = turn
+        self.publish_outcomes(self.session.on_transcript(turn_id, turn_stamp, text))
 
-    def _release_waiting(self):
-        now = self.now_s()
-        for turn_id in [t for t, turn in self.waiting.items() if turn.deadline <= now]:
-            self._start(self.waiting.pop(turn_id))
+    def publish_outcomes(self, step_or_outcome):
+        outcomes = getattr(step_or_outcome, 'outcomes', [step_or_outcome])
+        for o in outcomes:
+            if o is None:
+                continue
+            if o.kind == COMPLETED:
+                dialect = o.detail.get('dialect')
+                self.emit(o.turn_id, 'reply', o.turn_stamp, text=o.text, final=True,
+                          seq=o.detail['sentences'], thinking=o.detail.get('thinking') or None,
+                          dialect={'label': dialect} if dialect else None,
+                          detail={'backend': self.backend.name})
+                self.reply_pub.publish(String(data=o.text))
+                self.report_ok()
+            elif o.kind == 'cancelled':
+                self.emit(o.turn_id, 'cancelled', o.turn_stamp, text=o.text, detail=o.detail)
+            else:
+                self.report_error(o.error, o.turn_id, o.turn_stamp, stage='llm')
+                self._fallback(o)
 
-    def _start(self, turn: _Turn):
-        if self.tracker.is_stale(turn.turn_id):
-            return
-        self.current = turn
-        self._queue.put(turn)
-
-    def _cancel_older(self, turn_id: str):
-        current = self.current
-        if current is not None and current.turn_id != turn_id and not current.cancel.is_set():
-            current.cancel.set()
-        last = self.last_finished
-        if last is not None and last.turn_id != turn_id:
-            self.last_finished = None
-            played = self.spoken_seq.get(last.turn_id, -1) + 1
-            if self.saw_playback and played < len(last.sentences):
-                # Generation had finished, but the user cut in while it was being played.
-                spoken = ''.join(last.sentences[:played])
-                self.memory.revise_last_assistant(spoken)
-                self.emit(last.turn_id, 'cancelled', last.turn_stamp, text=spoken,
-                          detail={'reason': 'barge-in during playback',
-                                  'sentences_generated': len(last.sentences)})
-        for stale in [t for t in self.waiting if t != turn_id and self.tracker.is_stale(t)]:
-            self.waiting.pop(stale)
+    def _fallback(self, outcome):
+        """After a failed reply, say a short sentence so the user hears something."""
+        text = self.param('fallback_text')
+        if outcome.detail.get('dialect') in CANTONESE:
+            text = self.param('fallback_text_cantonese') or text
+        if not text or 'sentences' not in outcome.detail:
+            return  # a turn that never reached the model (empty text, superseded queue)
+        self.emit(outcome.turn_id, 'reply_sentence', outcome.turn_stamp, text=text,
+                  seq=outcome.detail['sentences'], final=True, detail={'fallback': True})
+        self.sentence_pub.publish(String(data=text))
 
     def _work(self):
         from qwen_voice_ros.llm.sentences import SentenceSplitter
         from qwen_voice_ros.llm.thinking import ThinkFilter
+        session = self.session
         while True:
-            turn = self._queue.get()
+            turn = session.next_turn(timeout=1.0)
             if turn is None:
-                return
-            if turn.cancel.is_set():
+                if session.closed:
+                    return
                 continue
             think = ThinkFilter()
             splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')))
-            self.memory.set_dialect(turn.dialect)
-            self.memory.add_user(turn.text)
-            messages = self.memory.messages()
-            error = None
+
+            def say(sentence):
+                session.add_sentence(turn, sentence, lambda seq: self._publish_sentence(
+                    turn, seq, sentence))
             try:
+                messages = session.begin(turn)
+                if messages is None:
+                    continue
                 for delta in self.backend.stream_chat(messages, self.options(), turn.cancel):
                     if turn.cancel.is_set():
                         break
-                    spoken, _thought = think.feed(delta)
-                    for sentence in splitter.feed(spoken):
-                        self._publish_sentence(turn, sentence)
+                    for sentence in splitter.feed(think.feed(delta)[0]):
+                        say(sentence)
                 if not turn.cancel.is_set():
                     spoken, _thought = think.flush()
                     for sentence in splitter.feed(spoken) + splitter.flush():
-                        self._publish_sentence(turn, sentence)
+                        say(sentence)
+                    self.publish_outcomes(session.complete(turn, think.spoken.strip(),
+                                                           think.thinking))
             except Exception as exc:  # LLMError and anything a backend throws
-                error = str(exc) or repr(exc)
-            if error is not None:
-                self.report_error('reply failed: %s' % error, turn.turn_id, turn.turn_stamp)
-            elif turn.cancel.is_set():
-                self._finish_cancelled(turn)
-            else:
-                self._finish(turn, think.spoken.strip(), think.thinking)
+                self.publish_outcomes(session.fail(turn, 'reply failed: %s'
+                                                   % (str(exc) or repr(exc))))
 
-    def _publish_sentence(self, turn: _Turn, sentence: str):
-        seq = len(turn.sentences)
-        turn.sentences.append(sentence)
+    def _publish_sentence(self, turn, seq, sentence):
         self.emit(turn.turn_id, 'reply_sentence', turn.turn_stamp, text=sentence, seq=seq,
                   final=False)
         self.sentence_pub.publish(String(data=sentence))
 
-    def _finish(self, turn: _Turn, reply: str, thinking: str):
-        self.emit(turn.turn_id, 'reply', turn.turn_stamp, text=reply, seq=len(turn.sentences),
-                  final=True, thinking=thinking or None, dialect={'label': turn.dialect}
-                  if turn.dialect else None, detail={'backend': self.backend.name})
-        self.reply_pub.publish(String(data=reply))
-        self.memory.commit_assistant(reply)
-        self.last_finished = turn
-        self.report_ok()
+    def diagnostic_values(self):
+        values = {'backend': self.param('backend')}
+        if self.session is not None:
+            values.update(self.session.values())
+        return values
 
-    def _finish_cancelled(self, turn: _Turn):
-        if self.saw_playback:
-            spoken = turn.sentences[:self.spoken_seq.get(turn.turn_id, -1) + 1]
-        else:
-            spoken = turn.sentences  # no playback in the graph: what was published counts
-        self.memory.commit_assistant(''.join(spoken))
-        self.emit(turn.turn_id, 'cancelled', turn.turn_stamp, text=''.join(spoken),
-                  detail={'reason': 'barge-in', 'sentences_generated': len(turn.sentences)})
+
+def rclpy_parameter(name, value):
+    from rclpy.parameter import Parameter
+    return Parameter(name, value=value)
 
 
 def main(args=None):

@@ -1,58 +1,45 @@
 """
 Playback node: ``tts/audio`` (AudioDataStamped, frame_id = turn id) -> speaker.
 
-Chunks play in arrival order through a sink (``sounddevice``, ``wav`` or ``null``); after
-each chunk has played, a ``playback`` event (turn_id, seq = arrival order within the turn,
-duration_s) is published.  Barge-in: when an ``utterance`` or ``transcript`` event starts a
-newer turn, the chunk playing now is cut off at once if it belongs to an older turn, queued
-chunks of older turns are dropped, later chunks of those turns are dropped on arrival, and
-one ``cancelled`` event per cut turn says how much was played.
-
-Bad input (unusable ``tts/audio_info``, odd byte counts, empty chunks) is reported on
-/diagnostics and as an error event; the next good chunk plays as usual.
+An adapter over :class:`~qwen_voice_ros.dialogue.playback.PlaybackQueue`: chunks play in
+arrival order through a sink (``sounddevice``, ``wav`` or ``null``).  Events: a
+``playback_start`` when a chunk starts (the half-duplex gate follows it), a ``playback``
+when it has played (``final`` on the turn's last chunk, as counted by the llm's ``reply``
+event), and one ``cancelled`` per turn cut by a newer turn or by the user starting to speak
+(``speech_start``), with ``detail.superseded_by``.  Bad input (unusable
+``tts/audio_info``, odd byte counts, empty chunks) is reported on /diagnostics and as an
+error event; the next good chunk plays as usual.
 """
 from __future__ import annotations
 
-import collections
-import threading
-from typing import Deque, Dict, Optional, Set, Tuple
-
-import numpy as np
-
 from qwen_voice_ros.audio.pcm import AudioFormatError
 from qwen_voice_ros.audio.stream import AudioStreamDecoder
-from qwen_voice_ros.core.turns import TurnTracker
+from qwen_voice_ros.core.params import Param
+from qwen_voice_ros.dialogue import PlaybackQueue
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
-
-# (turn_id, seq, audio)
-_Chunk = Tuple[str, int, np.ndarray]
 
 
 class PlaybackNode(VoiceNode):
     capability = 'playback'
+    PARAMS = (
+        Param('sink', 'sounddevice', 'audio output', choices=('sounddevice', 'wav', 'null')),
+        Param('device', '', 'PortAudio output device name or index ("" = default)'),
+        Param('wav_dir', '', 'sink wav: where <turn_id>_<seq>.wav files go'),
+        Param('sample_rate', 16000, 'output rate; incoming audio is resampled to it',
+              min=8000, max=192000),
+        Param('realtime', True, 'wav/null sinks: take as long as the audio lasts'),
+        Param('max_pending', 64, 'chunks waiting to play (beyond: drop oldest)', min=1,
+              max=10000),
+        Param('audio_topic', 'tts/audio', 'audio in'),
+        Param('info_topic', 'tts/audio_info', 'audio format in (latched)'),
+    )
 
     def __init__(self):
         super().__init__('playback')
 
     def declare(self):
-        p = self.declare_parameter
-        p('sink', 'sounddevice')      # sounddevice | wav | null
-        p('device', '')               # PortAudio output device name or index; '' = default
-        p('wav_dir', '')              # sink wav: where <turn_id>_<seq>.wav files go
-        p('sample_rate', 16000)       # output rate; incoming audio is resampled to it
-        p('realtime', True)           # wav/null sinks: take as long as the audio lasts
-        p('audio_topic', 'tts/audio')
-        p('info_topic', 'tts/audio_info')
-        self.sink = None
-        self._play_lock = threading.RLock()
-        self._pending: Deque[_Chunk] = collections.deque()
-        self._current: Optional[_Chunk] = None
-        self._seq: Dict[str, int] = {}
-        self._turn_stamps: Dict[str, float] = {}
-        self._superseded: Set[str] = set()
-        self.played_chunks = 0
-        self.played_s = 0.0
+        self.sink = self.queue = None
 
     def load(self):
         from qwen_voice_ros.audio.sinks import create_sink
@@ -61,12 +48,10 @@ class PlaybackNode(VoiceNode):
                                 wav_dir=self.param('wav_dir'), sample_rate=self.rate,
                                 realtime=bool(self.param('realtime')))
         self.decoder = AudioStreamDecoder(pipeline_rate=self.rate, streaming=False)
-        self.tracker = TurnTracker()
+        self.queue = PlaybackQueue(self.now_s, max_pending=int(self.param('max_pending')))
 
     def unload(self):
         if self.sink is not None:
-            with self._play_lock:
-                self._pending.clear()
             self.sink.close()
             self.sink = None
 
@@ -78,118 +63,86 @@ class PlaybackNode(VoiceNode):
                                              self.on_audio, ros_io.QOS_AUDIO))
         self.subscribe_events(self.on_event)
 
-    # ---- input ------------------------------------------------------------------------------
     def _bad_input(self, message: str, turn_id: str = '') -> None:
         self.counters['bad_input'] = self.counters.get('bad_input', 0) + 1
-        self.report_error(message, turn_id, self._turn_stamps.get(turn_id))
+        self.report_error(message, turn_id, self.queue.turn_stamp(turn_id) if turn_id else None)
 
     def on_info(self, msg):
         try:
             fmt = self.decoder.set_info(msg.channels, msg.sample_rate, msg.sample_format,
                                         msg.coding_format)
         except AudioFormatError as exc:
-            self._bad_input('unusable %s: %s' % (self.param('info_topic'), exc))
-            return
+            return self._bad_input('unusable %s: %s' % (self.param('info_topic'), exc))
         self.get_logger().info('tts audio format: %s' % (fmt,))
 
     def on_audio(self, msg):
         if not self.active:
             return
-        turn_id = msg.header.frame_id or ''
-        if not turn_id:
-            turn_id = self.ids.new()  # a producer that sends no turn ids: each chunk a turn
-        if self._is_stale(turn_id):
-            self.counters['dropped_stale'] = self.counters.get('dropped_stale', 0) + 1
+        turn_id = msg.header.frame_id or self.ids.new()  # no turn ids: each chunk a turn
+        if self.queue.is_stale(turn_id):
+            self.queue.counters['dropped_stale'] += 1
             return
         try:
             decoded = self.decoder.decode(ros_io.payload_bytes(msg))
         except AudioFormatError as exc:
-            self._bad_input('bad audio chunk: %s' % exc, turn_id)
-            return
+            return self._bad_input('bad audio chunk: %s' % exc, turn_id)
         if decoded.empty or not len(decoded.audio):
-            self._bad_input('empty audio chunk on %s: nothing to play'
-                            % self.param('audio_topic'), turn_id)
-            return
-        with self._play_lock:
-            seq = self._seq.get(turn_id, 0)
-            self._seq[turn_id] = seq + 1
-            if len(self._seq) > 256:
-                self._seq.pop(next(iter(self._seq)))
-            self._pending.append((turn_id, seq, decoded.audio))
-            self._start_next()
+            return self._bad_input('empty audio chunk on %s: nothing to play'
+                                   % self.param('audio_topic'), turn_id)
+        _chunk, outcomes = self.queue.push(turn_id, decoded.audio,
+                                           len(decoded.audio) / float(self.rate))
+        self.publish_outcomes(outcomes)
+        self._start_next()
 
     def on_event(self, event):
-        stage = event['stage']
-        turn_id = event['turn_id']
+        stage, turn_id = event['stage'], event['turn_id']
         if 'turn_stamp' in event:
-            self._turn_stamps[turn_id] = float(event['turn_stamp'])
-            if len(self._turn_stamps) > 512:
-                self._turn_stamps.pop(next(iter(self._turn_stamps)))
-        if stage not in ('utterance', 'transcript'):
+            self.queue.note_stamp(turn_id, float(event['turn_stamp']))
+        if stage in ('utterance', 'transcript'):
+            cut = self.queue.on_new_turn(turn_id, event.get('turn_stamp', event['stamp']))
+        elif stage == 'speech_start':
+            cut = self.queue.on_speech_start(turn_id)
+        elif stage == 'reply' or (stage == 'reply_sentence' and event.get('final') is True):
+            offset = 0 if stage == 'reply' else 1
+            return self.publish_outcomes([self.queue.expect(turn_id,
+                                                            int(event.get('seq', 0)) + offset)])
+        else:
             return
-        newest = self.tracker.observe(turn_id, float(event.get('turn_stamp', event['stamp'])))
-        if newest:
-            self.barge_in(turn_id)
+        if cut.stop_sink and self.sink is not None:
+            self.sink.stop()  # on_done(False) of the current chunk follows
+        self.publish_outcomes(cut.outcomes)
 
-    def _is_stale(self, turn_id: str) -> bool:
-        return turn_id in self._superseded or self.tracker.is_stale(turn_id)
+    def publish_outcomes(self, outcomes):
+        for o in outcomes:
+            if o is not None and o.event_stage:
+                self.emit(o.turn_id, o.event_stage, o.turn_stamp, error=o.error or None,
+                          detail=o.detail)
 
-    # ---- barge-in ---------------------------------------------------------------------------
-    def barge_in(self, new_turn: str) -> None:
-        """Silence and forget everything of turns older than ``new_turn``."""
-        with self._play_lock:
-            cut = {chunk[0] for chunk in self._pending if chunk[0] != new_turn}
-            dropped = len(self._pending)
-            self._pending = collections.deque(c for c in self._pending if c[0] == new_turn)
-            dropped -= len(self._pending)
-            current = self._current
-            if current is not None and current[0] != new_turn:
-                cut.add(current[0])
-                self.sink.stop()  # on_done(False) of the current chunk follows
-            self._superseded.update(cut)
-            if len(self._superseded) > 512:
-                self._superseded = set(list(self._superseded)[-256:])
-        if dropped:
-            self.counters['dropped_stale'] = self.counters.get('dropped_stale', 0) + dropped
-        for turn_id in sorted(cut):
-            self.counters['barge_ins'] = self.counters.get('barge_ins', 0) + 1
-            self.emit(turn_id, 'cancelled', self._turn_stamps.get(turn_id),
-                      detail={'stage': 'playback', 'by_turn': new_turn,
-                              'dropped_chunks': dropped})
-
-    # ---- playing ----------------------------------------------------------------------------
     def _start_next(self) -> None:
-        with self._play_lock:
-            if self._current is not None or not self._pending or self.sink is None:
-                return
-            chunk = self._pending.popleft()
-            self._current = chunk
-        turn_id, seq, audio = chunk
-        self.sink.play(audio, self.rate, on_done=lambda done, played: self._done(
-            chunk, done, played), tag='%s_%d' % (turn_id, seq))
+        chunk = self.queue.next() if self.sink is not None else None
+        if chunk is None:
+            return
+        self.emit(chunk.turn_id, 'playback_start', self.queue.turn_stamp(chunk.turn_id),
+                  seq=chunk.seq, duration_s=round(chunk.duration_s, 3))
+        self.sink.play(chunk.audio, self.rate, on_done=lambda done, played: self._done(
+            chunk, done, played), tag='%s_%d' % (chunk.turn_id, chunk.seq))
 
-    def _done(self, chunk: _Chunk, completed: bool, played_s: float) -> None:
+    def _done(self, chunk, completed: bool, played_s: float) -> None:
         """Sink thread: a chunk finished or was cut off."""
-        turn_id, seq, audio = chunk
-        with self._play_lock:
-            if self._current is chunk:
-                self._current = None
+        outcome = self.queue.done(chunk, completed, played_s)
         if completed:
-            self.played_chunks += 1
-            self.played_s += played_s
-            self.emit(turn_id, 'playback', self._turn_stamps.get(turn_id), seq=seq,
-                      duration_s=round(len(audio) / float(self.rate), 3),
+            self.emit(chunk.turn_id, 'playback', self.queue.turn_stamp(chunk.turn_id),
+                      seq=chunk.seq, duration_s=round(chunk.duration_s, 3),
+                      final=outcome is not None or None,
                       detail={'sink': self.sink.name if self.sink else ''})
             self.report_ok()
-        else:
-            self.counters['interrupted'] = self.counters.get('interrupted', 0) + 1
         self._start_next()
 
     def diagnostic_values(self):
+        values = {'sink': self.param('sink')}
+        if self.queue is not None:
+            values.update(self.queue.values())
         fmt = self.decoder.format if getattr(self, 'decoder', None) else None
-        values = {'sink': self.param('sink'), 'played_chunks': self.played_chunks,
-                  'played_s': round(self.played_s, 2), 'queued': len(self._pending),
-                  'playing': self._current[0] if self._current else ''}
         if fmt is not None:
             values['input_format'] = '%s %d ch %d Hz %s' % (
                 fmt.sample_format, fmt.channels, fmt.sample_rate, fmt.coding_format)
