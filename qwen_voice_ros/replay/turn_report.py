@@ -228,8 +228,13 @@ def latest_health(diagnostics: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]
 
 
 def why_unanswered(events: List[Dict[str, Any]], health: Dict[str, Dict[str, Any]],
-                   ended: bool = True) -> str:
-    """One line on why a turn has no audio out."""
+                   ended: bool = True, next_turn: Optional[float] = None) -> str:
+    """
+    Say in one line why a turn has no audio out.
+
+    ``next_turn``: when the user's next turn began (node clock); a newer turn supersedes
+    this one, and nodes drop its pending output (barge-in).
+    """
     errors = [e for e in events if e['stage'] == 'error']
     if errors:
         e = errors[0]
@@ -258,6 +263,11 @@ def why_unanswered(events: List[Dict[str, Any]], health: Dict[str, Dict[str, Any
     if info['level'] >= 2:
         return 'no %s: %s reports ERROR: %s' % (output, info['node'], info['message'])
     last = reached[-1] if reached else 'start'
+    if next_turn is not None:
+        first_stamp = min(float(e['stamp']) for e in events)
+        return ('no %s after %s: superseded by the next turn, which began %.1f s after this '
+                'one (an older turn\'s pending output is dropped)'
+                % (output, last, next_turn - first_stamp))
     if ended:
         return 'no %s after %s (recording ended first? a longer --tail-s)' % (output, last)
     return 'no %s yet after %s' % (output, last)
@@ -269,7 +279,13 @@ def build_turn_rows(events: List[Dict[str, Any]], diagnostics: List[Dict[str, An
     health = latest_health(diagnostics)
     basic_rows = {row['turn_id']: row for row in basic.summarize_events(events)}
     rows = []
-    for turn_id, mine in _turns_by_id(events):
+    grouped = _turns_by_id(events)
+    starts = [min(float(e['stamp']) for e in mine if e['stage'] in (
+        'speech_start', 'utterance', 'transcript')) if any(e['stage'] in (
+            'speech_start', 'utterance', 'transcript') for e in mine) else None
+        for _turn_id, mine in grouped]
+    for index, (turn_id, mine) in enumerate(grouped):
+        later = [s for s in starts[index + 1:] if s is not None]
         start, note = turn_start(mine)
         base = basic_rows[turn_id]
         stages = stage_latencies(mine, start)
@@ -280,7 +296,8 @@ def build_turn_rows(events: List[Dict[str, Any]], diagnostics: List[Dict[str, An
                'answered': 'first_audio' in stages, 'errors': base['errors'],
                'cancelled': base['cancelled'], 'events': len(mine), 'clock_note': note,
                'first_audio_stamp': first_audio_stamp(mine)}
-        row['why'] = '' if row['answered'] else why_unanswered(mine, health)
+        row['why'] = '' if row['answered'] else why_unanswered(
+            mine, health, next_turn=min(later) if later else None)
         rows.append(row)
     return rows
 
