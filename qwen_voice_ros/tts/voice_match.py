@@ -80,7 +80,7 @@ def search(score: Callable[[Weights], float], names: Sequence[str], tries: int =
     best = singles[order[0]]
     # Blends of the leaders: softmax over single scores, then the top-2 and top-3 mixes.
     seeds: List[List[float]] = []
-    if len(order) >= 2:
+    if len(order) >= 2 and len(singles) == len(names):
         top = np.array([singles[n] for n in names])
         soft = np.exp((top - top.max()) / 0.03)
         seeds.append(list(soft / soft.sum()))
