@@ -390,3 +390,33 @@ def test_registered_in_the_tts_registry(servers, clips):
     assert_voice(tts.synthesize(TEXT), 32000, 200.0)
     with pytest.raises(TTSNotConfigured, match='max_ref_s must be <= 600'):
         create_tts('cosyvoice', max_ref_s=1000.0)
+
+
+def test_clip_mostly_silence_is_too_short(servers, tmp_path):
+    import wave
+    rate = 16000
+    t = np.arange(rate) / float(rate)
+    audio = np.concatenate([np.zeros(rate * 2), 0.3 * np.sin(2 * np.pi * 200 * t),
+                            np.zeros(rate)])
+    path = str(tmp_path / 'padded.wav')
+    with wave.open(path, 'wb') as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((audio * 32767).astype('<i2').tobytes())
+    with pytest.raises(TTSNotConfigured, match='only 1.00 s of sound in 4.00 s'):
+        make('cosyvoice', servers['cosyvoice'].url, path)
+
+
+def test_abort_ends_the_request_in_flight(servers, clips):
+    server = servers['cosyvoice']
+    server.chunk_delay_s = 1.0
+    tts = make('cosyvoice', server.url, clips['ref'])
+    assert tts.abort() == 0
+    threading.Timer(0.3, tts.abort).start()
+    start = time.monotonic()
+    with pytest.raises(TTSError, match='cosyvoice: cancelled'):
+        tts.synthesize(TEXT)
+    assert time.monotonic() - start < 0.8
+    server.chunk_delay_s = 0.0
+    assert_voice(tts.synthesize(TEXT), 24000, 200.0)   # the next sentence is not cancelled

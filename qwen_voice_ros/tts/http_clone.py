@@ -24,7 +24,7 @@ import time
 import unicodedata
 import uuid
 import wave
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -116,6 +116,11 @@ class ReferenceClip:
         if self.duration_s < min_s:
             raise TTSError('%s is %.2f s long; at least %.1f s of speech is needed'
                            % (name, self.duration_s, min_s))
+        sound = sounding_s(self.audio, self.sample_rate)
+        if 0 < sound < min_s:
+            raise TTSError('%s has only %.2f s of sound in %.2f s (the rest is silence); at '
+                           'least %.1f s of speech is needed' % (name, sound, self.duration_s,
+                                                                 min_s))
         if self.duration_s > max_s:
             raise TTSError('%s is %.1f s long; at most %.1f s is accepted (cut it)'
                            % (name, self.duration_s, max_s))
@@ -156,6 +161,25 @@ def loudest_dbfs(audio: np.ndarray, rate: int, window_s: float = 0.1) -> float:
         x = x.reshape(1, -1)
     rms = float(np.sqrt((x ** 2).mean(axis=1)).max())
     return float(20.0 * np.log10(max(rms, 1e-10)))
+
+
+def sounding_s(audio: np.ndarray, rate: int, frame_s: float = 0.02) -> float:
+    """
+    Seconds from the first to the last frame with sound in it (0 if none).
+
+    A frame sounds when its RMS is above -45 dBFS and within 40 dB of the loudest frame, so
+    leading and trailing silence (or room tone) do not count towards a clip's length.
+    """
+    n = max(1, int(rate * frame_s))
+    frames = len(audio) // n
+    if frames == 0:
+        return 0.0
+    x = np.asarray(audio[:frames * n], dtype=np.float64).reshape(frames, n)
+    db = 10.0 * np.log10(np.maximum((x ** 2).mean(axis=1), 1e-20))
+    active = np.flatnonzero(db > max(SILENT_DBFS, db.max() - 40.0))
+    if active.size == 0:
+        return 0.0
+    return (active[-1] - active[0] + 1) * n / float(rate)
 
 
 class PCMDecoder:
@@ -385,6 +409,7 @@ class HTTPCloneTTS(TTSBackend):
         self.clip: Optional[ReferenceClip] = None
         self.language = ''
         self._lock = threading.Lock()
+        self._inflight: Set[threading.Event] = set()
 
     # -- configuration ------------------------------------------------------------------
     def load(self) -> None:
@@ -443,8 +468,29 @@ class HTTPCloneTTS(TTSBackend):
 
         Every block is float32 mono at the server's rate.  Raises TTSError for anything that
         is not speech: server down, too slow (one ``timeout_s`` deadline), HTTP or JSON
-        error, non-audio, empty or silent audio, a redirect to another host.
+        error, non-audio, empty or silent audio, a redirect to another host; and
+        ``TTSError('... cancelled')`` when ``cancel`` is set or :meth:`abort` is called.
         """
+        event = cancel if cancel is not None else threading.Event()
+        with self._lock:
+            self._inflight.add(event)
+        try:
+            for block in self._stream(text, dialect, event, min_block_s):
+                yield block
+        finally:
+            with self._lock:
+                self._inflight.discard(event)
+
+    def abort(self) -> int:
+        """Cancel every request in flight (barge-in); return how many there were."""
+        with self._lock:
+            events = list(self._inflight)
+        for event in events:
+            event.set()
+        return len(events)
+
+    def _stream(self, text: str, dialect: Optional[str], cancel: threading.Event,
+                min_block_s: float) -> Iterator[Speech]:
         from qwen_voice_ros.core import http
         text = self.check_text(text)
         with self._lock:
