@@ -78,7 +78,8 @@ class PlaybackNode(VoiceNode):
     def on_audio(self, msg):
         if not self.active:
             return
-        turn_id = msg.header.frame_id or self.ids.new()  # no turn ids: each chunk a turn
+        # No turn ids: each chunk a turn.  A foreign frame_id is capped (file names, memory).
+        turn_id = msg.header.frame_id[:128] or self.ids.new()
         if self.queue.is_stale(turn_id):
             self.queue.counters['dropped_stale'] += 1
             return
@@ -125,7 +126,7 @@ class PlaybackNode(VoiceNode):
         self.emit(chunk.turn_id, 'playback_start', self.queue.turn_stamp(chunk.turn_id),
                   seq=chunk.seq, duration_s=round(chunk.duration_s, 3))
         self.sink.play(chunk.audio, self.rate, on_done=lambda done, played: self._done(
-            chunk, done, played), tag='%s_%d' % (chunk.turn_id, chunk.seq))
+            chunk, done, played), tag='%s_%d' % (chunk.turn_id[:64], chunk.seq))
 
     def _done(self, chunk, completed: bool, played_s: float) -> None:
         """Sink thread: a chunk finished or was cut off."""
