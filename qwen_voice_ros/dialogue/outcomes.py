@@ -29,7 +29,7 @@ class Outcome(NamedTuple):
 
     @property
     def event_stage(self) -> str:
-        """The event stage an adapter publishes for a cancel or an error."""
+        """Return the event stage an adapter publishes for a cancel or an error."""
         return {CANCELLED: 'cancelled', ERROR: 'error'}.get(self.kind, '')
 
 

@@ -138,7 +138,7 @@ class VoiceNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def add_lifecycle_publisher(self, msg_type, topic: str, qos):
-        """Publisher that publishes nothing unless the node is active (lifecycle-managed)."""
+        """Create a publisher that publishes only while the node is active (lifecycle)."""
         return self.add_io(self.create_lifecycle_publisher(msg_type, topic, qos))
 
     def start_worker(self, name: str, loop, max_restarts: int = 5):
