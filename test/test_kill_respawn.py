@@ -25,6 +25,7 @@ PARAMS = """
 /**/llm:
   ros__parameters:
     backend: openai_http
+    base_url: {url}
     openai_http.base_url: {url}
     timeout_s: 10.0
     dialect_wait_s: 0.2
@@ -91,6 +92,8 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                     new = probe.events()[before:]
                     ids = {e['turn_id'] for e in new
                            if e['stage'] == 'transcript' and e.get('text') == text}
+                    assert not any(e['stage'] == 'error' and e['turn_id'] in ids
+                                   for e in new), [e for e in new if e['stage'] == 'error']
                     return any(e['stage'] == until_stage and e['turn_id'] in ids
                                for e in new)
                 probe.wait_for(reached, timeout, '%s of %r' % (until_stage, text))
