@@ -9,7 +9,9 @@ Sentences: ``test/data/asr_mandarin.txt`` (written for this test set: everyday r
 with commas, numbers and times).  Voice and speed rotate per sentence over Kokoro's shipped
 voice vectors (Japanese speakers reading Mandarin phonemes through misaki's G2P).  WAVs are
 written at Kokoro's 24 kHz, so the eval's resampling is exercised too.  Audio is not
-committed: rerun this script to regenerate it (deterministic).
+committed: rerun this script to regenerate it (deterministic).  The voices are Japanese
+speakers: how well Whisper understands them differs by voice and speed (docs/audio.md), so
+``--voices jf_alpha,jf_nezumi --speeds 1.0`` gives the clearest Mandarin.
 """
 import argparse
 import json
@@ -19,9 +21,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-SPEEDS = (1.0, 0.9, 1.1)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--out', required=True, help='output directory (WAVs + manifest.jsonl)')
@@ -29,6 +28,9 @@ def main(argv=None):
                                                             'asr_mandarin.txt'))
     parser.add_argument('--limit', type=int, default=0, help='first N sentences only')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--voices', default='', help='comma-separated voices to rotate '
+                        '(default: all five shipped voices)')
+    parser.add_argument('--speeds', default='1.0,0.9,1.1', help='speeds to rotate')
     args = parser.parse_args(argv)
 
     from qwen_voice_ros.asr.kokoro_voice import RATE, VOICES, KokoroMandarin, available
@@ -42,12 +44,14 @@ def main(argv=None):
     if args.limit:
         sentences = sentences[:args.limit]
     os.makedirs(args.out, exist_ok=True)
+    voices = [v for v in args.voices.split(',') if v] or list(VOICES)
+    speeds = [float(v) for v in args.speeds.split(',') if v]
     tts = KokoroMandarin(threads=args.threads)
     rows = []
     for i, text in enumerate(sentences):
         name = 'zh%03d.wav' % i
         path = os.path.join(args.out, name)
-        voice, speed = VOICES[i % len(VOICES)], SPEEDS[i % len(SPEEDS)]
+        voice, speed = voices[i % len(voices)], speeds[i % len(speeds)]
         if not os.path.exists(path):
             write_wav(path, tts.synth(text, voice, speed), RATE)
         rows.append({'audio': name, 'text': text, 'voice': voice, 'speed': speed,
