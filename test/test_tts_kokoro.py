@@ -1,0 +1,99 @@
+"""Kokoro on the offline pack: G2P into the vocabulary, voices, and the ASR round trip.
+
+The round trip (Kokoro Mandarin -> the project's faster-whisper on the offline Whisper-base
+pack) must stay at CER <= 10 %.  Skips with the reason when a pack is not installed.
+"""
+import numpy as np
+import pytest
+
+from qwen_voice_ros.tts.kokoro import parse_voice, split_ids
+
+ROUND_TRIP = [
+    '今天天气很好，我们一起去公园散步吧。',
+    '请把桌子上的红色杯子递给我。',
+    '会议定在2024年3月5日下午3点开始。',
+    '前方五十米右转，就到地铁站了。',
+]
+
+
+def _kokoro_reason():
+    try:
+        from qwen_voice_ros.tts.kokoro import pack_model_path
+        pack_model_path()
+        import misaki.zh  # noqa: F401
+    except Exception as exc:
+        return str(exc)
+    return ''
+
+
+@pytest.fixture(scope='module')
+def kokoro():
+    reason = _kokoro_reason()
+    if reason:
+        pytest.skip('Kokoro pack not available: %s' % reason)
+    from qwen_voice_ros.tts.kokoro import KokoroTTS
+    tts = KokoroTTS()
+    tts.load()
+    return tts
+
+
+def test_parse_voice():
+    names = ['a', 'b']
+    assert parse_voice('a', names) == {'a': 1.0}
+    assert parse_voice('a:3,b:1', names) == {'a': 0.75, 'b': 0.25}
+    for bad in ('c', 'a:x', 'a:-1', ''):
+        with pytest.raises(ValueError):
+            parse_voice(bad, names)
+
+
+def test_split_ids_prefers_punctuation():
+    ids = [1] * 300 + [4] + [1] * 300
+    chunks = split_ids(ids, 500, {4})
+    assert [len(c) for c in chunks] == [301, 300]
+    assert sum(len(c) for c in split_ids([1] * 1200, 500, {4})) == 1200
+
+
+def test_mandarin_and_english_phonemes_are_in_the_vocabulary(kokoro):
+    ps = kokoro.phonemes('你好，我是机器人。')
+    assert ps and all(ch in kokoro._vocab for ch in ps)
+    assert '↓' in ps  # tones survive
+    en = kokoro.phonemes('请打开GPS')
+    import shutil
+    if shutil.which('espeak-ng'):
+        assert all(ch in kokoro._vocab for ch in en) and 'G' not in en
+
+
+def test_synthesize_and_blend(kokoro):
+    speech = kokoro.synthesize('你好。')
+    assert speech.sample_rate == 24000 and speech.audio.dtype == np.float32
+    assert 0.3 < speech.duration_s < 3.0 and np.isfinite(speech.audio).all()
+    blend = kokoro.synthesize('你好。', style=0.5 * (kokoro.voices['jf_alpha']
+                                                  + kokoro.voices['jm_kumo']))
+    assert blend.duration_s > 0.3
+    from qwen_voice_ros.tts.base import TTSError
+    with pytest.raises(TTSError, match='nothing speakable'):
+        kokoro.synthesize('。。。')
+    with pytest.raises(TTSError, match='no cantonese voice'):
+        kokoro.synthesize('你好', dialect='cantonese')
+
+
+def test_round_trip_through_the_project_asr(kokoro):
+    from qwen_voice_ros.asr.offline_pack import parts_installed
+    if not parts_installed():
+        pytest.skip('offline Whisper-base pack not installed (requirements/'
+                    'offline-speech-pack.txt)')
+    from qwen_voice_ros.asr.faster_whisper_backend import FasterWhisperASR
+    from qwen_voice_ros.asr.textnorm import edit_distance, normalize_for_cer
+    from qwen_voice_ros.audio.pcm import resample
+    from qwen_voice_ros.tts.text_norm import normalize
+    asr = FasterWhisperASR()
+    asr.load()
+    errors = chars = 0
+    for text in ROUND_TRIP:
+        speech = kokoro.synthesize(normalize(text))
+        heard = asr.transcribe(resample(speech.audio, speech.sample_rate, 16000))
+        ref, hyp = normalize_for_cer(text), normalize_for_cer(heard)
+        errors += edit_distance(ref, hyp)
+        chars += len(ref)
+        print('%s -> %s' % (text, heard))
+    assert errors / chars <= 0.10, 'CER %.3f' % (errors / chars)
