@@ -2,9 +2,11 @@
 """Build the dialect fast-stage model shipped in qwen_voice_ros/dialect/data/ (reproducible).
 
 Training data: data/dialect/dev.jsonl (the labelled set), data/dialect/written.txt (sentences
-written for this project) and Cantonese sentences bundled with pycantonese (install
-requirements/extra-dialect.txt).  Every row is also added in ASR-like form at half weight.
-The softmax temperature is fitted on 5-fold out-of-fold predictions on dev.
+written for this project), Cantonese sentences bundled with pycantonese (install
+requirements/extra-dialect.txt) and data/dialect/asr-train.jsonl (Whisper-base transcripts of
+Kokoro-voiced training sentences, scripts/make_asr_dialect_data.py).  Every typed row is also
+added in ASR-like form at half weight.  Features: characters and toneless pinyin.  The softmax
+temperature is fitted on 5-fold out-of-fold predictions on dev (typed and transcribed).
 
     python scripts/build_dialect_model.py            # writes the model
     python scripts/build_dialect_model.py --cv-only  # prints the 5-fold CV report only
@@ -29,6 +31,8 @@ from qwen_voice_ros.dialect.ngram_model import DEFAULT_MODEL_PATH  # noqa: E402
 PYCANTONESE_ROWS = 300
 PYCANTONESE_WEIGHT = 0.1
 L2 = 1.0
+ASR_WEIGHT = 1.0      # weight of a real ASR transcript row
+PINYIN_LEVEL = 1      # pinyin fold level (pinyin.FOLD_LEVELS); -1 = characters only
 
 
 def main(argv=None):
@@ -38,28 +42,51 @@ def main(argv=None):
     parser.add_argument('--out', default=DEFAULT_MODEL_PATH)
     parser.add_argument('--cv-only', action='store_true', help='report CV, write no model')
     parser.add_argument('--report-json', default='', help='write the CV metrics here')
+    parser.add_argument('--asr-train', default=os.path.join(ROOT, 'data', 'dialect',
+                                                            'asr-train.jsonl'),
+                        help="ASR transcripts to train on ('' = none)")
+    parser.add_argument('--asr-weight', type=float, default=ASR_WEIGHT)
+    parser.add_argument('--pinyin-level', type=int, default=PINYIN_LEVEL,
+                        help='pinyin fold level 0-2; -1 = character features only')
+    parser.add_argument('--l2', type=float, default=L2)
     args = parser.parse_args(argv)
 
     dev = T.dev_examples(args.dev)
     extra = T.written_examples(args.written)
     extra += T.pycantonese_examples(PYCANTONESE_ROWS, weight=PYCANTONESE_WEIGHT)
-    print('dev rows: %d, extra rows: %d' % (len(dev), len(extra)))
+    asr = T.asr_examples(args.asr_train, args.asr_weight) if args.asr_train else []
+    dev_texts = {ex.text for ex in dev}
+    probes = [ex for ex in asr if ex.origin in dev_texts]
+    extra += asr
+    level = None if args.pinyin_level < 0 else args.pinyin_level
+    print('dev rows: %d, extra rows: %d (%d ASR transcripts, %d of dev sentences), '
+          'pinyin level %s' % (len(dev), len(extra), len(asr), len(probes), level))
 
     t0 = time.time()
-    logits, _ = T.cross_validate(dev, extra, k=5, l2=L2, log=print,
-                                 variants={'plain': lambda s: s, 'asr_like': to_asr_like})
+    logits, _ = T.cross_validate(dev, extra, k=5, l2=args.l2, log=print, probes=probes,
+                                 variants={'plain': lambda s: s, 'asr_like': to_asr_like},
+                                 pinyin_level=level)
     y = np.array([T.LABEL_INDEX[ex.label] for ex in dev])
-    gold = [ex.label for ex in dev]
+    gold = {'plain': [ex.label for ex in dev], 'asr_like': [ex.label for ex in dev],
+            'probes': [ex.label for ex in probes]}
     report = {}
     for name, lg in logits.items():
+        if not len(lg):
+            continue
         pred = [DIALECT_LABELS[i] for i in lg.argmax(axis=1)]
-        res = evaluate(gold, pred)
+        res = evaluate(gold[name], pred)
         report[name] = res
-        print('\n== 5-fold CV on dev, %s text ==' % name)
+        title = ('Whisper transcripts of voiced dev sentences' if name == 'probes'
+                 else '%s text' % name)
+        print('\n== 5-fold CV on dev, %s ==' % title)
         print(format_report(res))
     drop = report['plain']['accuracy'] - report['asr_like']['accuracy']
     print('\nASR-like accuracy drop: %.4f' % drop)
-    temperature = T.fit_temperature(logits['plain'], y)
+    fit_logits, fit_y = logits['plain'], y
+    if len(probes):
+        fit_logits = np.concatenate([logits['plain'], logits['probes']])
+        fit_y = np.concatenate([y, [T.LABEL_INDEX[ex.label] for ex in probes]])
+    temperature = T.fit_temperature(fit_logits, fit_y)
     print('fitted temperature %.3f (CV %.0f s)' % (temperature, time.time() - t0))
     if args.report_json:
         with open(args.report_json, 'w', encoding='utf-8') as handle:
@@ -68,7 +95,7 @@ def main(argv=None):
     if args.cv_only:
         return 0
     pool = T.with_asr_augmentation(dev + extra, 0.5)
-    model = T.train(pool, l2=L2)
+    model = T.train(pool, l2=args.l2, pinyin_level=level)
     model.temperature = temperature
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     model.save(args.out)

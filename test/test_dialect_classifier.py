@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from qwen_voice_ros.dialect import DIALECT_LABELS, DialectResult, load_dialect_classifier
+from qwen_voice_ros.dialect import (DIALECT_LABELS, DialectResult, DialectStageError,
+                                    load_dialect_classifier)
 from qwen_voice_ros.dialect.asr_like import to_asr_like
 from qwen_voice_ros.dialect.normalize import normalize_text
 
@@ -129,8 +130,11 @@ def test_hybrid_threshold_routing():
     assert res.scores['hunan'] > load_dialect_classifier().classify('今天去哪里').scores['hunan']
     broken = FakeScorer(fail=True)
     clf = load_dialect_classifier(stage='hybrid', llm_threshold=1.0, llm_scorer=broken)
-    res = clf.classify('今天去哪里')
-    assert res.stage == 'fast' and broken.calls == 1
+    with pytest.raises(DialectStageError, match='LLM stage failed: RuntimeError: engine down'):
+        clf.classify('今天去哪里')
+    assert broken.calls == 1
+    broken.fail = False  # the engine is back: the next turn works
+    assert clf.classify('今天去哪里').stage == 'llm'
 
 
 def test_context_prior(fast):

@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import threading
 from typing import Dict, List, Optional, Union
 
 from .markers import DIALECT_LABELS, MarkerLexicon, marker_probabilities
 from .normalize import han_count, normalize_text
-
-_LOG = logging.getLogger(__name__)
 
 STAGES = ('markers', 'fast', 'llm', 'hybrid')
 UNKNOWN = 'unknown'
@@ -18,6 +15,10 @@ CONTEXT_PRIOR_BOOST = 3.0
 # Regional hint for the LLM prompt when a label-string prior is given.
 _REGION_HINT = {'sichuanese': '四川（成都、重庆）', 'cantonese': '广东、香港', 'shanghainese': '上海',
                 'northeastern': '东北', 'henan': '河南', 'hunan': '湖南（长沙）', 'shaanxi': '陕西（西安）'}
+
+
+class DialectStageError(RuntimeError):
+    """A classification stage failed (e.g. the LLM engine); the message names the stage."""
 
 
 @dataclasses.dataclass
@@ -112,9 +113,9 @@ class DialectClassifier(object):
             return fast, 'fast'
         try:
             llm = self.llm.probabilities(raw, self.context_hint)
-        except Exception as exc:  # noqa: BLE001 - the fast answer is still usable
-            _LOG.warning('LLM stage failed (%s); using the fast stage', exc)
-            return fast, 'fast'
+        except Exception as exc:  # noqa: BLE001 - re-raised with the stage named
+            raise DialectStageError('dialect LLM stage failed: %s: %s'
+                                    % (type(exc).__name__, exc)) from exc
         # Product of the two distributions: both stages' evidence counts.
         return _renorm([f * m for f, m in zip(fast, llm)]), 'llm'
 
@@ -125,23 +126,22 @@ class DialectClassifier(object):
 
     # -- public API ----------------------------------------------------------------------
     def classify(self, text, speaker_id: Optional[str] = None) -> DialectResult:
-        """Classify ``text``; never raises for any str (no Chinese -> ``unknown``)."""
-        try:
-            raw = text if isinstance(text, str) else ''
-            norm = normalize_text(raw)
-            if han_count(norm) == 0:
-                uniform = {label: 1.0 / len(DIALECT_LABELS) for label in DIALECT_LABELS}
-                stage = 'markers' if self.stage == 'markers' else (
-                    'llm' if self.stage == 'llm' else 'fast')
-                return DialectResult(UNKNOWN, uniform, 0.0, stage)
-            scores, stage = self._scores(norm, raw[:len(norm) * 2 + 50])
-            scores = self._apply_prior(list(scores))
-            scores = self._smooth(speaker_id, scores)
-        except Exception as exc:  # noqa: BLE001 - a bad turn must not take the node down
-            _LOG.warning('dialect classification failed (%s)', exc)
+        """
+        Classify ``text``: any str or non-str input gives a result (no Chinese -> ``unknown``).
+
+        A failing stage (the LLM engine, a broken model) raises ``DialectStageError`` or the
+        underlying error; nothing is swallowed, so the caller can report it.
+        """
+        raw = text if isinstance(text, str) else ''
+        norm = normalize_text(raw)
+        if han_count(norm) == 0:
             uniform = {label: 1.0 / len(DIALECT_LABELS) for label in DIALECT_LABELS}
-            return DialectResult(UNKNOWN, uniform, 0.0, 'fast' if self.stage != 'markers'
-                                 else 'markers')
+            stage = 'markers' if self.stage == 'markers' else (
+                'llm' if self.stage == 'llm' else 'fast')
+            return DialectResult(UNKNOWN, uniform, 0.0, stage)
+        scores, stage = self._scores(norm, raw[:len(norm) * 2 + 50])
+        scores = self._apply_prior(list(scores))
+        scores = self._smooth(speaker_id, scores)
         best = max(range(len(scores)), key=lambda i: scores[i])
         return DialectResult(DIALECT_LABELS[best],
                              {label: float(s) for label, s in zip(DIALECT_LABELS, scores)},

@@ -15,8 +15,9 @@ import numpy as np
 
 from .asr_like import to_asr_like
 from .markers import DIALECT_LABELS, MarkerLexicon
-from .ngram_model import NGRAM_ORDERS, NgramModel, extract_features
+from .ngram_model import NGRAM_ORDERS, PINYIN_ORDERS, NgramModel, extract_features
 from .normalize import normalize_text
+from .pinyin import PinyinLexicon
 
 LABEL_INDEX = {label: i for i, label in enumerate(DIALECT_LABELS)}
 
@@ -24,15 +25,17 @@ LABEL_INDEX = {label: i for i, label in enumerate(DIALECT_LABELS)}
 class Example(object):
     """One training sentence."""
 
-    __slots__ = ('text', 'label', 'weight', 'group', 'source')
+    __slots__ = ('text', 'label', 'weight', 'group', 'source', 'origin')
 
     def __init__(self, text: str, label: str, weight: float = 1.0, group: str = '',
-                 source: str = ''):
+                 source: str = '', origin: str = ''):
         self.text = text
         self.label = label
         self.weight = weight
         self.group = group or text
         self.source = source
+        # The typed sentence this row was made from (an ASR transcript's reference text).
+        self.origin = origin or text
 
 
 def read_jsonl(path: str) -> List[dict]:
@@ -67,6 +70,22 @@ def written_examples(path: str) -> List[Example]:
             if label not in LABEL_INDEX:
                 raise ValueError('bad label %r in %s' % (label, path))
             out.append(Example(text, label, 1.0, '', 'written'))
+    return out
+
+
+def asr_examples(path: str, weight: float = 1.0) -> List[Example]:
+    """
+    ASR transcripts of voiced sentences (``scripts/make_asr_dialect_data.py`` output).
+
+    ``text`` is the transcript, ``origin`` the typed sentence it was voiced from (CV keeps the
+    transcripts of held-out sentences out of training through it).
+    """
+    out = []
+    for row in read_jsonl(path):
+        if row['label'] not in LABEL_INDEX:
+            raise ValueError('bad label %r in %s' % (row['label'], path))
+        out.append(Example(row['asr_text'], row['label'], weight, '', 'asr:' + row['id'],
+                           origin=row['text']))
     return out
 
 
@@ -130,15 +149,16 @@ def drop_near_duplicates(extra: List[Example], reference: Sequence[Example],
     Drop extra rows equal or close (character-3-gram Jaccard) to any reference row.
 
     Keeps held-out dev sentences (and their sources' originals) out of the training pool.
+    Rows are compared by ``origin`` (the typed sentence an ASR transcript was made from).
     """
-    ref_grams = [_grams(ex.text) for ex in reference]
+    ref_grams = [_grams(ex.origin) for ex in reference]
     index: Dict[str, List[int]] = {}
     for i, grams in enumerate(ref_grams):
         for gram in grams:
             index.setdefault(gram, []).append(i)
     kept = []
     for ex in extra:
-        grams = _grams(ex.text)
+        grams = _grams(ex.origin)
         counts: Dict[int, int] = {}
         for gram in grams:
             for i in index.get(gram, ()):
@@ -159,6 +179,8 @@ def with_asr_augmentation(examples: Iterable[Example], weight: float = 0.5) -> L
     out = []
     for ex in examples:
         out.append(ex)
+        if ex.source.startswith('asr:'):
+            continue  # already a real transcript
         asr = to_asr_like(ex.text)
         if normalize_text(asr).replace(' ', '') != normalize_text(ex.text).replace(' ', ''):
             out.append(Example(asr, ex.label, ex.weight * weight, ex.group, ex.source + '+asr'))
@@ -180,18 +202,35 @@ def _balanced_weights(examples: Sequence[Example]) -> np.ndarray:
 
 def train(examples: Sequence[Example], l2: float = 1.0, lexicon: Optional[MarkerLexicon] = None,
           orders: Sequence[int] = NGRAM_ORDERS, max_iter: int = 300,
-          min_count: int = 1) -> NgramModel:
-    """Fit the multinomial logistic model (L-BFGS, L2 penalty, class-balanced weights)."""
+          min_count: int = 1, pinyin_level: Optional[int] = None,
+          pinyin_orders: Sequence[int] = PINYIN_ORDERS,
+          pinyin_min_count: int = 2) -> NgramModel:
+    """
+    Fit the multinomial logistic model (L-BFGS, L2 penalty, class-balanced weights).
+
+    ``pinyin_level`` (None = characters only) adds the toneless-pinyin features of
+    ``pinyin.pinyin_features``; syllable n-grams seen fewer than ``pinyin_min_count`` times are
+    dropped (smaller file).
+    """
     from scipy import optimize, sparse
 
     lexicon = lexicon if lexicon is not None else MarkerLexicon()
-    feats = [extract_features(normalize_text(ex.text), lexicon, orders) for ex in examples]
+    plex = (PinyinLexicon(lexicon.entries, pinyin_level) if pinyin_level is not None
+            else None)
+    feats = [extract_features(normalize_text(ex.text), lexicon, orders, plex, pinyin_orders)
+             for ex in examples]
     counts: Dict[str, int] = {}
     for f in feats:
         for name in f:
             counts[name] = counts.get(name, 0) + 1
-    vocab = sorted(name for name, c in counts.items()
-                   if c >= min_count or not name.startswith('c:'))
+
+    def keep_name(name, c):
+        if name.startswith('c:'):
+            return c >= min_count
+        if name.startswith('p:'):
+            return c >= pinyin_min_count
+        return True
+    vocab = sorted(name for name, c in counts.items() if keep_name(name, c))
     index = {name: i for i, name in enumerate(vocab)}
     rows, cols, vals = [], [], []
     for r, f in enumerate(feats):
@@ -231,7 +270,7 @@ def train(examples: Sequence[Example], l2: float = 1.0, lexicon: Optional[Marker
     keep = np.abs(w).max(axis=1) >= 1e-3
     vocab = [name for name, k in zip(vocab, keep) if k]
     return NgramModel(vocab, w[keep].astype(np.float32), b.astype(np.float32), 1.0, lexicon,
-                      orders)
+                      orders, pinyin_level, pinyin_orders)
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -271,26 +310,36 @@ def stratified_group_folds(examples: Sequence[Example], k: int = 5,
 
 def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
                    l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0, variants=None,
-                   log=None) -> Tuple[Dict[str, np.ndarray], List[int]]:
+                   log=None, probes: Sequence[Example] = (),
+                   **train_kwargs) -> Tuple[Dict[str, np.ndarray], List[int]]:
     """
     Out-of-fold logits for every dev row, per text variant (``{'plain': identity}`` default).
 
-    The fold's held-out rows are never in training, and extra rows close to them are dropped.
+    The fold's held-out rows are never in training, and extra rows close to them (by origin:
+    an ASR transcript of a held-out sentence is dropped too) are dropped.  ``probes`` (e.g. ASR
+    transcripts of dev sentences) are scored by the model of the fold their ``origin`` is held
+    out in; their logits are returned under the key ``'probes'`` (rows whose origin is not a
+    dev sentence stay zero).
     """
     variants = variants or {'plain': lambda text: text}
     folds = stratified_group_folds(dev, k, seed)
     logits = {name: np.zeros((len(dev), len(DIALECT_LABELS))) for name in variants}
+    logits['probes'] = np.zeros((len(probes), len(DIALECT_LABELS)))
+    fold_of_text = {ex.text: f for ex, f in zip(dev, folds)}
     lexicon = MarkerLexicon()
     for fold in range(k):
         train_dev = [ex for ex, f in zip(dev, folds) if f != fold]
         held = [ex for ex, f in zip(dev, folds) if f == fold]
         clean_extra = drop_near_duplicates(list(extra), held)
         pool = with_asr_augmentation(train_dev + clean_extra, asr_weight)
-        model = train(pool, l2=l2, lexicon=lexicon)
+        model = train(pool, l2=l2, lexicon=lexicon, **train_kwargs)
         for i, (ex, f) in enumerate(zip(dev, folds)):
             if f == fold:
                 for name, fn in variants.items():
                     logits[name][i] = model.logits(normalize_text(fn(ex.text)))
+        for i, ex in enumerate(probes):
+            if fold_of_text.get(ex.origin) == fold:
+                logits['probes'][i] = model.logits(normalize_text(ex.text))
         if log:
             log('fold %d: trained on %d rows (%d extra kept), %d features' % (
                 fold, len(pool), len(clean_extra), len(model.vocab)))
