@@ -45,7 +45,8 @@ class HearingHarness:
         self.events_raw = probe.collect(String, ns + '/voice/events', ros_io.QOS_EVENTS)
         self.diag = probe.collect(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
         self.fqn = ns + '/hearing'
-        self.procs = [NodeProcess('hearing_node', params, probe.domain, str(tmp_path / 'hearing.log'),
+        self.procs = [NodeProcess('hearing_node', params, probe.domain,
+                                  str(tmp_path / 'hearing.log'),
                                   namespace=ns)]
 
     def statuses(self):

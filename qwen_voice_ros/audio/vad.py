@@ -5,9 +5,10 @@ The segmenter is the part every VAD needs (frame models split on syllable gaps a
 pauses): speech is confirmed after ``min_speech_ms`` of voiced frames (then ``on_speech_start``
 fires: the barge-in signal), ends after ``min_silence_ms`` of silence (hangover), keeps
 ``pad_ms`` of context either side (pre-roll / post-roll for the recogniser), and force-closes at
-``max_utterance_s``.  Input is conditioned first: NaN/inf become the chunk's mean, samples are clipped to
-[-1, 1] and a slowly tracked DC offset is removed, so a bad microphone cannot make every frame
-"speech".
+``max_utterance_s``.  Input is conditioned first: NaN/inf become the chunk's mean, samples
+are clipped to [-1, 1] and the DC offset is removed (the classifier sees each frame without
+its mean; the kept audio loses a slowly tracked offset), so a bad microphone cannot make
+every frame "speech".
 
 Frame classifiers (registry :data:`VAD_BACKENDS`, parameters declared per backend):
 
