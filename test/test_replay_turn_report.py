@@ -35,6 +35,9 @@ def test_every_stage_from_the_end_of_speech():
     assert st['asr'] == pytest.approx(0.8)
     assert st['dialect'] == pytest.approx(0.05)
     assert st['llm_ttft'] == 0.2 and st['llm_tok_per_s'] == 12.5
+    assert st['llm_sentence'] == pytest.approx(0.55)   # dialect -> first sentence
+    assert st['tts_synth'] == pytest.approx(0.5)       # first sentence -> its audio
+    assert st['playout'] == pytest.approx(0.05)        # that audio -> audio out
     assert st['first_sentence'] == pytest.approx(1.9)
     assert st['first_tts_audio'] == pytest.approx(2.4)
     # The real-time sink stamps the chunk's end: audio went out duration_s earlier.

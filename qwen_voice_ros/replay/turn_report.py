@@ -16,8 +16,11 @@ Stages (seconds; ``*_s`` keys in the JSON rows' ``stages``):
 eos_detect         end of speech -> the VAD closed the utterance (its silence hangover)
 asr                utterance closed -> transcript published
 dialect            transcript -> dialect label
+llm_sentence       dialect label -> first reply sentence (prefill + first clause)
 llm_ttft           LLM request -> first token (the llm node's ``detail.ttft_s``)
 llm_tok_per_s      decode speed of the reply (``detail.tok_per_s``; tokens per second)
+tts_synth          first reply sentence -> its synthesised audio chunk
+playout            first TTS audio chunk -> playback started it
 first_sentence     end of speech -> first reply sentence
 first_tts_audio    end of speech -> first synthesised audio chunk
 first_audio        end of speech -> first audio out (playback started the first chunk)
@@ -46,10 +49,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from qwen_voice_ros.replay import report as basic
 
-STAGES = ('eos_detect', 'asr', 'dialect', 'llm_ttft', 'llm_tok_per_s', 'first_sentence',
-          'first_tts_audio', 'first_audio', 'first_audio_true', 'turn_start_err')
+STAGES = ('eos_detect', 'asr', 'dialect', 'llm_sentence', 'llm_ttft', 'llm_tok_per_s',
+          'tts_synth', 'playout', 'first_sentence', 'first_tts_audio', 'first_audio',
+          'first_audio_true', 'turn_start_err')
 STAGE_TITLES = {
     'eos_detect': 'end-of-speech detection', 'asr': 'ASR', 'dialect': 'dialect',
+    'llm_sentence': 'LLM to first sentence', 'tts_synth': 'TTS of first sentence',
+    'playout': 'TTS audio to audio out',
     'llm_ttft': 'LLM time to first token', 'llm_tok_per_s': 'LLM tokens/s',
     'first_sentence': 'first sentence', 'first_tts_audio': 'first TTS audio',
     'first_audio': 'first audio out',
@@ -189,10 +195,14 @@ def stage_latencies(events: List[Dict[str, Any]], start: Optional[float]) -> Dic
         out['llm_ttft'] = float(llm['ttft_s'])
     if llm.get('tok_per_s') is not None:
         out['llm_tok_per_s'] = float(llm['tok_per_s'])
+    since(stamp('reply_sentence'), stamp('dialect'), 'llm_sentence')
+    since(stamp('tts_audio'), stamp('reply_sentence'), 'tts_synth')
     since(stamp('reply_sentence'), start, 'first_sentence')
     since(stamp('tts_audio'), start, 'first_tts_audio')
-    if playbacks and start is not None:
-        out['first_audio'] = round(min(audio_out_stamp(e) for e in playbacks) - start, 4)
+    if playbacks:
+        audio_out = min(audio_out_stamp(e) for e in playbacks)
+        since(audio_out, stamp('tts_audio'), 'playout')
+        since(audio_out, start, 'first_audio')
     return out
 
 
@@ -481,8 +491,9 @@ def assemble(rows, diagnostics, replay_info, n_events, malformed, truth=None,
 def format_report(report: Dict[str, Any], text_width: int = 22) -> str:
     fit = basic._fit
     cols = [('#', 3), ('transcript', text_width), ('dialect', 14), ('reply', text_width)]
-    short = ('eos', 'asr', 'dial', 'ttft', 'tok/s', 'sent1', 'tts1', 'out1', 'out1*', 'start')
-    cols += [(s, 6) for s in short]
+    short = ('eos', 'asr', 'dial', 'llm', 'ttft', 'tok/s', 'tts', 'play', 'sent1', 'tts1',
+             'out1', 'out1*', 'start')
+    cols += [(s, 5) for s in short]
     lines = ['  '.join(fit(name, w) for name, w in cols).rstrip()]
     notes = []
     for i, row in enumerate(report['rows'], 1):
@@ -494,7 +505,7 @@ def format_report(report: Dict[str, Any], text_width: int = 22) -> str:
             transcript = '%s (%.2f)' % (transcript, row['cer'])
         reply = row['reply'] if row['reply'] is not None else '-'
         cells = [str(i), transcript, dialect, reply]
-        cells += [('%.1f' if s == 'llm_tok_per_s' else '%.2f') % row['stages'][s]
+        cells += [('%.0f' if s == 'llm_tok_per_s' else '%.2f') % row['stages'][s]
                   if s in row['stages'] else '-' for s in STAGES]
         lines.append('  '.join(fit(c, w) for c, (_, w) in zip(cells, cols)).rstrip())
         if row['why']:
