@@ -23,7 +23,7 @@ def format_event(event: dict) -> str:
         d = event.get('dialect', {})
         return '%s %s  conf %.2f via %s%s' % (head, d.get('label'), d.get('confidence', 0.0),
                                               d.get('stage', '?'), latency)
-    if stage in ('tts_audio', 'playback', 'utterance'):
+    if stage in ('tts_audio', 'playback_start', 'playback', 'utterance'):
         return '%s #%s %.2f s audio%s  %s' % (head, event.get('seq', 0),
                                               event.get('duration_s', 0.0), latency,
                                               event.get('text', ''))
