@@ -172,3 +172,31 @@ def test_stop_ends_the_loop():
     worker.start()
     worker.join(2)
     assert not worker.is_alive()
+
+
+def test_events_drive_dialect_supersede_and_cancel_with_abort():
+    class Aborting(FakeTTS):
+        aborted = 0
+
+        def abort(self):
+            self.aborted += 1
+            return 1
+    tts = Aborting('cosyvoice', dialects=('mandarin',))
+    fallback = FakeTTS('espeak')
+    pipe, audio, errors = make(tts, fallback)
+    pipe.on_event({'stage': 'dialect', 'turn_id': 't1', 'dialect': {'label': 'cantonese'}})
+    pipe.submit(Job('t1', 990.0, '你好。', 0))
+    drain(pipe)
+    assert audio[-1].backend == 'espeak'
+    # cancel while t2 is being synthesised: the backend's request is aborted, nothing published
+    pipe.on_audio = audio.append
+    tts.synthesize = lambda text, dialect=None: (pipe.on_event(
+        {'stage': 'cancelled', 'turn_id': 't2'}), FakeTTS.synthesize(tts, text, dialect))[1]
+    pipe.submit(Job('t2', 991.0, '这句被打断。', 0))
+    drain(pipe)
+    assert tts.aborted == 1 and audio[-1].job.turn_id == 't1' and errors == []
+    pipe.on_event({'stage': 'transcript', 'turn_id': 't3', 'stamp': 995.0,
+                   'turn_stamp': 995.0})
+    pipe.submit(Job('t2b', 993.0, '旧的。', 0))
+    drain(pipe)
+    assert audio[-1].job.turn_id == 't1'

@@ -55,24 +55,12 @@ class TTSNode(VoiceNode):
 
     def load(self):
         from qwen_voice_ros.tts import REGISTRY
-        from qwen_voice_ros.tts.pipeline import TTSPipeline
-        name, fallback_name = self.param('backend'), self.param('fallback')
+        from qwen_voice_ros.tts.pipeline import TTSPipeline, build_backends
+        name = self.param('backend')
         if name not in REGISTRY.names:
             raise ValueError('unknown tts backend %r (available: %s)'
                              % (name, ', '.join(REGISTRY.names)))
-        fallback, self.note = None, ''
-        if fallback_name and fallback_name != name:
-            try:
-                fallback = self._build(fallback_name)
-            except Exception as exc:
-                self.note = 'no fallback voice: %s' % exc
-        try:
-            primary = self._build(name)
-        except Exception as exc:
-            if fallback is None:
-                raise ValueError('%s%s' % (exc, '; ' + self.note if self.note else '')) from None
-            primary, self.note = fallback, '%s unavailable (%s); speaking with %s' % (
-                name, exc, fallback_name)
+        primary, fallback, self.note = build_backends(self._build, name, self.param('fallback'))
         if self.note:
             self.get_logger().warning(self.note)
         self.pipeline = TTSPipeline(primary, fallback, self._on_audio, self._on_error,
@@ -102,17 +90,7 @@ class TTSNode(VoiceNode):
         feed_event = self.subscribe_text_turns(self.param('input_topic'), 'reply_sentence',
                                                self.on_sentence)
 
-        def on_event(event):
-            stage, turn_id = event['stage'], event['turn_id']
-            if stage == 'dialect':
-                self.pipeline.set_dialect(turn_id, (event.get('dialect') or {}).get('label'))
-            elif stage in ('utterance', 'transcript', 'speech_start'):
-                self.pipeline.observe_turn(turn_id, float(event.get('turn_stamp')
-                                                          or event['stamp']))
-            elif stage == 'cancelled':
-                self.pipeline.cancel(turn_id)
-            feed_event(event)
-        self.subscribe_events(on_event)
+        self.subscribe_events(lambda event: (self.pipeline.on_event(event), feed_event(event)))
 
     def on_activate(self, state):
         result = super().on_activate(state)
@@ -155,21 +133,17 @@ class TTSNode(VoiceNode):
 
     def _apply_profile(self, path):
         """Check the profile now (return the problem); match the voice on a thread."""
-        from qwen_voice_ros.tts.profiles import ProfileError, load_profile, load_reference
-        try:
-            profile = load_profile(path)
-            if profile is not None:
-                load_reference(profile)
-        except ProfileError as exc:
-            self.report_error('voice_profile rejected: %s' % exc)
-            return str(exc)
+        from qwen_voice_ros.tts.profiles import check_profile
+        profile, problem = check_profile(path)
+        if problem:
+            self.report_error('voice_profile rejected: %s' % problem)
+            return problem
         primary = self.pipeline.primary
 
         def apply():
             try:
-                summary = primary.set_profile(profile)
-                self.get_logger().info('voice profile %s: %s' % (path or '(none)', summary))
-                self.voice = '%s: %s' % (primary.name, summary)
+                self.voice = '%s: %s' % (primary.name, primary.set_profile(profile))
+                self.get_logger().info('voice profile %s: %s' % (path or '(none)', self.voice))
             except Exception as exc:
                 self.report_error('voice_profile %s failed: %s' % (path, exc))
         threading.Thread(target=apply, name='tts-profile', daemon=True).start()

@@ -58,6 +58,7 @@ class TTSPipeline:
                                          'fallbacks': 0, 'errors': 0}
         self._queue: 'queue.Queue[Optional[Job]]' = queue.Queue()
         self._lock = threading.Lock()
+        self._current = ''   # turn being synthesised
 
     # ---- inputs (any thread) ----------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -80,6 +81,22 @@ class TTSPipeline:
             self.cancelled[turn_id] = reason
             while len(self.cancelled) > 256:
                 self.cancelled.pop(next(iter(self.cancelled)))
+            busy = self._current == turn_id
+        if busy:   # a request in flight for it (HTTP backends) is aborted too
+            for backend in (self.primary, self.fallback):
+                abort = getattr(backend, 'abort', None)
+                if abort is not None:
+                    abort()
+
+    def on_event(self, event: dict) -> None:
+        """Follow the turn events: dialect labels, new user turns, cancelled turns."""
+        stage, turn_id = event.get('stage'), event.get('turn_id', '')
+        if stage == 'dialect':
+            self.set_dialect(turn_id, (event.get('dialect') or {}).get('label'))
+        elif stage in ('utterance', 'transcript', 'speech_start'):
+            self.observe_turn(turn_id, float(event.get('turn_stamp') or event['stamp']))
+        elif stage == 'cancelled':
+            self.cancel(turn_id)
 
     def stop(self) -> None:
         self._queue.put(None)
@@ -121,6 +138,8 @@ class TTSPipeline:
             self.counters['dropped'] += 1
             return
         self.counters['sentences'] += 1
+        with self._lock:
+            self._current = job.turn_id
         try:
             for piece in self.speak(job):
                 if self.dropped_reason(job.turn_id):
@@ -129,8 +148,14 @@ class TTSPipeline:
                 self.counters['pieces'] += 1
                 self.on_audio(piece)
         except Exception as exc:  # TTSError or a backend bug: this sentence fails, not the node
+            if self.dropped_reason(job.turn_id):   # aborted by a cancel: not an error
+                self.counters['dropped'] += 1
+                return
             self.counters['errors'] += 1
             self.on_error(job, str(exc) if isinstance(exc, TTSError) else repr(exc), None)
+        finally:
+            with self._lock:
+                self._current = ''
 
     def speak(self, job: Job) -> Iterator[Piece]:
         """Yield the pieces of one sentence (raises TTSError if nothing can be spoken)."""
@@ -158,10 +183,33 @@ class TTSPipeline:
         try:
             return primary.synthesize(text, dialect=dialect), primary.name
         except Exception as exc:
-            if fallback is None or fallback is primary:
+            if fallback is None or fallback is primary or self.dropped_reason(job.turn_id):
                 raise
             message = '%s failed for %r: %s' % (primary.name, text[:40],
                                                 exc if isinstance(exc, TTSError) else repr(exc))
             self.counters['fallbacks'] += 1
             self.on_error(job, message, fallback.name)
             return fallback.synthesize(text, dialect=dialect), fallback.name
+
+
+def build_backends(build: Callable[[str], TTSBackend], name: str,
+                   fallback_name: str) -> Tuple[TTSBackend, Optional[TTSBackend], str]:
+    """
+    Build the main backend and the fallback; return (primary, fallback, warning).
+
+    A fallback that cannot load is only a warning; a main backend that cannot load is
+    replaced by the fallback with a warning saying why; with neither, raise.
+    """
+    fallback, note = None, ''
+    if fallback_name and fallback_name != name:
+        try:
+            fallback = build(fallback_name)
+        except Exception as exc:
+            note = 'no fallback voice: %s' % exc
+    try:
+        return build(name), fallback, note
+    except Exception as exc:
+        if fallback is None:
+            raise TTSError('%s%s' % (exc, '; ' + note if note else '')) from None
+        return fallback, fallback, '%s unavailable (%s); speaking with %s' % (
+            name, exc, fallback_name)

@@ -147,3 +147,14 @@ def load_reference(profile: VoiceProfile, rate: int = 16000,
         raise ProfileError('%s has an unusable sample rate %d Hz' % (name, file_rate))
     check_reference(audio, file_rate, name, min_s=min_s)
     return resample(audio, file_rate, rate).astype(np.float32), file_rate
+
+
+def check_profile(path: str) -> Tuple[Optional[VoiceProfile], str]:
+    """Load and check the profile at ``path``: (profile or None, '' or why it is refused)."""
+    try:
+        profile = load_profile(path)
+        if profile is not None:
+            load_reference(profile)
+        return profile, ''
+    except ProfileError as exc:
+        return None, str(exc)
