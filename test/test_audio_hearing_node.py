@@ -240,3 +240,33 @@ def test_capture_wav_source_to_hearing_gives_one_utterance_per_phrase(probe, tmp
         assert abs(time.time() - stamps[0] - (len(audio) / 16000.0 - 1.0)) < 2.0
     finally:
         h.close()
+
+
+def test_hearing_defaults_hear_a_spoken_request(probe, tmp_path):
+    """Out of the box (silero VAD, offline Whisper pack): one request -> one transcript."""
+    pytest.importorskip('faster_whisper')
+    from qwen_voice_ros.asr import offline_pack
+    from qwen_voice_ros.asr.textnorm import edit_distance, normalize_for_cer
+    if not (offline_pack.is_ready() or offline_pack.parts_installed()):
+        pytest.skip('offline Whisper pack not installed (requirements/offline-speech-pack.txt)')
+    from test_audio_vad_speech import REQUESTS, speech
+    text, voice, speed = REQUESTS[0]   # two comma pauses
+    audio = np.concatenate([np.zeros(8000, np.float32), speech(text, voice, speed),
+                            np.zeros(int(1.5 * 16000), np.float32)])
+    h = HearingHarness(probe, '/hear_asr', tmp_path, {})
+    try:
+        h.wait_active()
+        status = h.statuses()[-1]
+        assert diag_values(status)['model_dir'].endswith('whisper-base-ct2')
+        h.send_info(16000)
+        h.stream(audio, 16000, 2000.0)
+        ev = wait_for(lambda: h.events('transcript'), 60.0, 'transcript event', h.procs)[0]
+        assert len(h.utterances) == 1
+        turn = h.utterances[0].header.frame_id
+        assert ev['turn_id'] == turn
+        assert [e['turn_id'] for e in h.events('speech_start')] == [turn]
+        ref, hyp = normalize_for_cer(text), normalize_for_cer(ev['text'])
+        assert edit_distance(ref, hyp) / float(len(ref)) <= 0.3, ev['text']
+        assert ev['detail']['backend'] == 'faster_whisper'
+    finally:
+        h.close()

@@ -7,7 +7,8 @@ Manifest rows (JSONL): ``{"audio": path relative to the manifest, "text": refere
 "label": optional dialect label}``; other keys are ignored.  WAV files at any rate and sample
 format (resampled to 16 kHz mono).  CER is computed over the whole set (edit distance / reference
 characters) after normalising both sides: OpenCC t2s, no punctuation or spaces, numbers read out
-(asr/textnorm.py).  RTF = recognition time / audio duration.  With labels, the dialect stage
+(asr/textnorm.py).  RTF = recognition wall time / audio duration (``cpu_rtf``: CPU seconds of all
+threads per audio second, which a loaded machine does not inflate).  With labels, the dialect stage
 (the classifier's default fast stage) runs on each transcript and its accuracy and per-class
 precision/recall are reported.  With ``--json`` the last line is one JSON object with keys
 ``cer``, ``rtf`` (and ``dialect_accuracy``, ``dialect_per_class`` when labels are present).
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     import numpy as np
     asr.transcribe(np.zeros(8000, np.float32))  # warm-up, outside the timing
     errors = ref_chars = 0
-    audio_s = asr_s = 0.0
+    audio_s = asr_s = cpu_s = 0.0
     hyps, per_row = [], []
     failed = 0
     for row in rows:
@@ -148,9 +149,10 @@ def main(argv=None) -> int:
             audio, failed = None, failed + 1
         text = ''
         if audio is not None and audio.size:
-            started = time.perf_counter()
+            started, cpu0 = time.perf_counter(), time.process_time()
             text = asr.transcribe(audio)
             asr_s += time.perf_counter() - started
+            cpu_s += time.process_time() - cpu0
             audio_s += len(audio) / 16000.0
         ref, hyp = normalize_for_cer(str(row['text'])), normalize_for_cer(text)
         dist = edit_distance(ref, hyp)
@@ -166,10 +168,12 @@ def main(argv=None) -> int:
     summary: Dict[str, object] = {
         'cer': round(cer, 4), 'rtf': round(rtf, 4), 'n': len(rows), 'failed': failed,
         'audio_s': round(audio_s, 2), 'asr_s': round(asr_s, 2), 'backend': args.backend,
+        # CPU seconds (all threads) per audio second: comparable across loaded machines.
+        'cpu_rtf': round(cpu_s / audio_s, 4) if audio_s else 0.0,
         'params': params,
     }
-    print('rows=%d  CER=%.4f (%d/%d chars)  RTF=%.3f (%.1f s audio in %.1f s)'
-          % (len(rows), cer, errors, ref_chars, rtf, audio_s, asr_s))
+    print('rows=%d  CER=%.4f (%d/%d chars)  RTF=%.3f (%.1f s audio in %.1f s; %.1f CPU s)'
+          % (len(rows), cer, errors, ref_chars, rtf, audio_s, asr_s, cpu_s))
     labelled = [i for i, row in enumerate(rows) if row.get('label')]
     if labelled:
         from qwen_voice_ros.dialect.metrics import format_report
