@@ -109,6 +109,20 @@ def analyse(texts: Sequence[str], published: Sequence[float], events: Sequence[d
     }
 
 
+def playing(events: Sequence[dict]) -> bool:
+    """Tell whether a chunk started playing and has not yet ended (played or cut)."""
+    started, ended = set(), set()
+    for e in list(events):
+        if e.get('node') == '/playback':
+            if e['stage'] == 'playback_start':
+                started.add((e['turn_id'], e.get('seq')))
+            elif e['stage'] == 'playback':
+                ended.add((e['turn_id'], e.get('seq')))
+            elif e['stage'] == 'cancelled':
+                ended.update(k for k in started if k[0] == e['turn_id'])
+    return bool(started - ended)
+
+
 def find_model_dir(explicit: str) -> str:
     if explicit:
         return explicit
@@ -187,6 +201,8 @@ def parse_args(argv=None):
     parser.add_argument('--sink', default='null', choices=('null', 'wav'))
     parser.add_argument('--tail-s', type=float, default=60.0,
                         help='after the last turn, wait up to this long for outcomes')
+    parser.add_argument('--settle-s', type=float, default=20.0,
+                        help='then wait up to this long for playback to finish')
     parser.add_argument('--ready-timeout-s', type=float, default=600.0)
     parser.add_argument('--domain', type=int, default=117, help='ROS_DOMAIN_ID')
     parser.add_argument('--events-out', default='', help='write every event here (JSONL)')
@@ -242,12 +258,18 @@ def main(argv=None) -> int:
             if summary['turns_with_llm_outcome'] >= len(texts):
                 break
             time.sleep(0.5)
+        # Let the last replies play (or be cut): every started chunk ends in an event.
+        deadline = time.time() + args.settle_s
+        while time.time() < deadline and playing(probe.events):
+            time.sleep(0.5)
         time.sleep(1.0)
         events = list(probe.events)
         summary = analyse(texts, published, events)
         summary.update(gap_s=args.gap_s, max_new_tokens=args.max_new_tokens, tts=args.tts,
                        model_dir=os.path.basename(model_dir.rstrip('/')) if model_dir else '',
                        llm_health=probe.health.get('/llm', (None, ''))[1],
+                       llm_stop_latency_max_ms=probe.health.get('/llm', (0, '', {}))[2].get(
+                           'stop_latency_max_ms'),
                        respawns=open(log.name).read().count('respawning'))
         if args.events_out:
             with open(args.events_out, 'w') as f:

@@ -103,6 +103,9 @@ def test_barge_in_cancels_generation_at_once_and_memory_keeps_only_the_spoken_pa
     assert not session.add_sentence(turn, '和尚说。', lambda seq: pytest.fail('published'))
     assert session.complete(turn, 'whole story') is None  # the worker finishing is silent
     assert [t['content'] for t in session.memory.turns] == ['讲个故事', '从前有座山。']
+    clock.advance(0.050)                              # the backend returned 50 ms later
+    session.stopped(turn)
+    assert session.values()['stop_latency_max_ms'] == 50
 
 
 def test_cancel_without_playback_keeps_what_was_published(session, clock):

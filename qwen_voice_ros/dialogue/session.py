@@ -40,6 +40,7 @@ class ReplyTurn:
         self.dialect: Optional[str] = None
         self.state = WAITING
         self.cancel = threading.Event()
+        self.cancelled_at: Optional[float] = None
         self.sentences: List[str] = []
 
 
@@ -217,6 +218,16 @@ class ReplySession:
                                          error=error, sentences=len(turn.sentences),
                                          dialect=turn.dialect)
 
+    def stopped(self, turn: ReplyTurn) -> None:
+        """Record that the worker is done with ``turn`` (and how long a cancel took to stop it)."""
+        if turn.cancelled_at is None:
+            return
+        ms = int(round(1000 * (self._clock() - turn.cancelled_at)))
+        with self._lock:
+            self.counters['stop_latency_last_ms'] = ms
+            self.counters['stop_latency_max_ms'] = max(ms, self.counters.get(
+                'stop_latency_max_ms', 0))
+
     # ---- internals ---------------------------------------------------------------------------
     def _enqueue(self, turn: ReplyTurn) -> List[Outcome]:
         outcomes: List[Outcome] = []
@@ -246,6 +257,7 @@ class ReplySession:
             was = turn.state
             turn.state = ENDED
             turn.cancel.set()
+            turn.cancelled_at = self._clock()
             spoken = self.spoken_text(turn) if was == RUNNING else ''
             if was == RUNNING:
                 self.memory.commit_assistant(spoken)

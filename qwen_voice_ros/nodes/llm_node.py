@@ -189,6 +189,8 @@ class LLMNode(VoiceNode):
             except Exception as exc:  # LLMError and anything a backend throws
                 self.publish_outcomes(session.fail(turn, 'reply failed: %s'
                                                    % (str(exc) or repr(exc))))
+            finally:
+                session.stopped(turn)
 
     def _publish_sentence(self, turn, seq, sentence):
         self.emit(turn.turn_id, 'reply_sentence', turn.turn_stamp, text=sentence, seq=seq,
