@@ -39,6 +39,11 @@ class AudioSource(abc.ABC):
         """Tell whether a finite source (a file) has delivered everything."""
         return False
 
+    @property
+    def error(self) -> str:
+        """Say why the source stopped delivering (device gone, stalled); '' while fine."""
+        return ''
+
 
 class SoundDeviceSource(AudioSource):
     """Capture from a PortAudio input device (ALSA, PulseAudio, JACK via sounddevice)."""
@@ -53,6 +58,8 @@ class SoundDeviceSource(AudioSource):
         self._queue: 'queue.Queue[Optional[np.ndarray]]' = queue.Queue(maxsize=256)
         self._thread: Optional[threading.Thread] = None
         self.overflows = 0
+        self.stall_s = 2.0
+        self._last_callback = time.monotonic()
 
     def start(self, on_chunk: ChunkCallback) -> None:
         try:
@@ -63,6 +70,7 @@ class SoundDeviceSource(AudioSource):
 
         def callback(indata, frames, time_info, status):
             # PortAudio's thread: copy and hand off; never block here.
+            self._last_callback = time.monotonic()
             if status.input_overflow:
                 self.overflows += 1
             try:
@@ -74,6 +82,7 @@ class SoundDeviceSource(AudioSource):
             self._stream = sd.InputStream(device=device, channels=self.channels,
                                           samplerate=self.sample_rate, dtype='float32',
                                           blocksize=self.blocksize, callback=callback)
+            self._last_callback = time.monotonic()
             self._stream.start()
         except Exception as exc:  # sounddevice raises PortAudioError / ValueError
             raise AudioSourceError('cannot open input device %r at %d Hz: %s'
@@ -89,10 +98,33 @@ class SoundDeviceSource(AudioSource):
         self._thread = threading.Thread(target=pump, name='audio-capture', daemon=True)
         self._thread.start()
 
+    @property
+    def finished(self) -> bool:
+        """Tell whether the device stream ended by itself (device unplugged, server gone)."""
+        stream = self._stream
+        return stream is not None and not stream.active and not stream.stopped
+
+    @property
+    def error(self) -> str:
+        if self._stream is None:
+            return ''
+        if self.finished:
+            return ('input device %r stopped delivering audio (unplugged, or its sound server '
+                    'went away); reconfigure the capture node once it is back'
+                    % (self.device or 'default'))
+        silent = time.monotonic() - self._last_callback
+        if silent > self.stall_s:
+            return 'no audio from input device %r for %.1f s (stalled)' % (
+                self.device or 'default', silent)
+        return ''
+
     def stop(self) -> None:
         if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:  # a vanished device may fail to stop; it is released anyway
+                pass
             self._stream = None
         if self._thread is not None:
             self._queue.put(None)

@@ -17,7 +17,7 @@ from qwen_voice_ros.audio.capture_stats import ChunkStamper, LevelMeter
 from qwen_voice_ros.audio.pcm import AudioFormat
 from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.nodes import ros_io
-from qwen_voice_ros.nodes.base import WARN, VoiceNode, run
+from qwen_voice_ros.nodes.base import ERROR, WARN, VoiceNode, run
 
 
 class CaptureNode(VoiceNode):
@@ -107,6 +107,10 @@ class CaptureNode(VoiceNode):
             values['overflows'] = getattr(source, 'overflows', 0)
             if source.finished:
                 values['source_finished'] = True
+            problem = getattr(source, 'error', '')  # device vanished or stalled mid-stream
+            if problem:
+                values['source_error'] = problem
+                self._health = (ERROR, 'capture failed: %s' % problem)
         return values
 
 
