@@ -49,6 +49,23 @@ def _report(name, row):
             f.write(json.dumps(dict(row, node=name), ensure_ascii=False) + '\n')
 
 
+def test_hand_cases_counted_on_every_events_subscription(graph):
+    from std_msgs.msg import String
+
+    from test_events_validation import HAND_CASES
+    cases = [c for c in HAND_CASES.values() if isinstance(c, str)]
+    for name, node in graph.nodes.items():
+        before = dict(node.counters)
+        for sub in node.subscriptions:
+            if sub.topic_name.endswith('voice/events'):
+                for data in cases:
+                    sub.callback(String(data=data))
+        counted = node.counters.get('bad_events', 0) - before.get('bad_events', 0)
+        assert counted == len(cases), (name, counted)
+        assert node.counters.get('callback_errors', 0) == 0, node._last_error
+        assert node.active
+
+
 @pytest.mark.parametrize('name', NODES)
 def test_fuzz_every_subscription(graph, name):
     if name not in graph.nodes:
