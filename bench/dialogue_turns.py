@@ -110,9 +110,13 @@ def analyse(texts: Sequence[str], published: Sequence[float], events: Sequence[d
 
 
 def playing(events: Sequence[dict]) -> bool:
-    """Tell whether a chunk started playing and has not yet ended (played or cut)."""
-    started, ended = set(), set()
+    """Tell whether a reply is still to be played: a chunk started and not ended, or none yet."""
+    started, ended, replied, done = set(), set(), set(), set()
     for e in list(events):
+        if e.get('node') == '/llm' and e.get('stage') == 'reply' and e.get('seq'):
+            replied.add(e['turn_id'])
+        if e.get('node') == '/playback' and (e['stage'] == 'cancelled' or e.get('final')):
+            done.add(e['turn_id'])
         if e.get('node') == '/playback':
             if e['stage'] == 'playback_start':
                 started.add((e['turn_id'], e.get('seq')))
@@ -120,7 +124,7 @@ def playing(events: Sequence[dict]) -> bool:
                 ended.add((e['turn_id'], e.get('seq')))
             elif e['stage'] == 'cancelled':
                 ended.update(k for k in started if k[0] == e['turn_id'])
-    return bool(started - ended)
+    return bool(started - ended) or bool(replied - done)
 
 
 def find_model_dir(explicit: str) -> str:

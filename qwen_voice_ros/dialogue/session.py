@@ -40,7 +40,7 @@ class ReplyTurn:
         self.dialect: Optional[str] = None
         self.state = WAITING
         self.cancel = threading.Event()
-        self.cancelled_at: Optional[float] = None
+        self.cancelled_at: Optional[float] = None  # when a cancel found it generating
         self.sentences: List[str] = []
 
 
@@ -219,7 +219,7 @@ class ReplySession:
                                          dialect=turn.dialect)
 
     def stopped(self, turn: ReplyTurn) -> None:
-        """Record that the worker is done with ``turn`` (and how long a cancel took to stop it)."""
+        """Record that the worker is done with ``turn`` (and how long its cancel took)."""
         if turn.cancelled_at is None:
             return
         ms = int(round(1000 * (self._clock() - turn.cancelled_at)))
@@ -257,7 +257,8 @@ class ReplySession:
             was = turn.state
             turn.state = ENDED
             turn.cancel.set()
-            turn.cancelled_at = self._clock()
+            if was == RUNNING:
+                turn.cancelled_at = self._clock()
             spoken = self.spoken_text(turn) if was == RUNNING else ''
             if was == RUNNING:
                 self.memory.commit_assistant(spoken)
