@@ -30,6 +30,7 @@ from std_msgs.msg import String
 
 from qwen_voice_ros.audio.pcm import AudioFormat, AudioFormatError, clipping_ratio
 from qwen_voice_ros.audio.stream import AudioStreamDecoder
+from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
 
@@ -45,6 +46,36 @@ def _to_time(seconds: float) -> Time:
 
 class HearingNode(VoiceNode):
     capability = 'hearing'
+    PARAMS = (
+        Param('sample_rate', 16000, 'pipeline rate of the VAD and ASR (Hz)',
+              min=8000, max=48000),
+        Param('vad_threshold', 0.5, 'P(speech) above which a frame is voiced',
+              min=0.0, max=1.0),
+        Param('min_speech_ms', 150, 'voiced time that confirms speech (speech_start event)',
+              min=10, max=5000),
+        Param('min_silence_ms', 1000, 'hangover: silence that ends an utterance (comma '
+              'pauses up to ~0.9 s stay inside)', min=50, max=10000),
+        Param('pad_ms', 200, 'pre-roll / post-roll kept around the speech', min=0, max=2000),
+        Param('max_utterance_s', 20.0, 'force-close an utterance this long', min=0.5,
+              max=600.0),
+        Param('stream_timeout_s', 1.0, 'no audio this long mid-utterance (device gone): '
+              'close the utterance and report it', min=0.1, max=60.0),
+        Param('half_duplex', 'raise', 'while the robot speaks: drop frames (mute) or raise '
+              'the VAD threshold (raise)', choices=('off', 'mute', 'raise')),
+        Param('half_duplex_tail_s', 0.3, 'the gate holds this long after playback stopped',
+              min=0.0, max=10.0),
+        Param('half_duplex_threshold', 0.9, 'VAD threshold while speaking (mode raise)',
+              min=0.0, max=1.0),
+        Param('clip_warn_ratio', 0.01, 'report input with more samples at full scale',
+              min=0.0, max=1.0),
+        Param('dc_warn', 0.05, 'report a DC offset above this (full scale 1.0)',
+              min=0.0, max=1.0),
+        Param('audio_topic', 'audio_stamped', 'audio in (AudioDataStamped)'),
+        Param('info_topic', 'audio_info', 'audio format in (AudioInfo, latched)'),
+        Param('utterance_topic', 'utterance', 'utterances out (AudioDataStamped)'),
+        Param('utterance_info_topic', 'utterance_info', 'utterance format out (latched)'),
+        Param('transcript_topic', 'transcript', 'transcripts out (std_msgs/String)'),
+    )
 
     def __init__(self):
         super().__init__('hearing')
@@ -52,26 +83,8 @@ class HearingNode(VoiceNode):
     def declare(self):
         from qwen_voice_ros.asr import ASR_BACKENDS
         from qwen_voice_ros.audio.vad import VAD_BACKENDS
-        p = self.declare_parameter
-        p('sample_rate', 16000)           # pipeline rate (VAD and ASR)
         self.declare_backend_params(VAD_BACKENDS, 'silero', key='vad_backend')
-        p('vad_threshold', 0.5)           # P(speech) above which a frame is voiced
-        p('min_speech_ms', 150)           # voiced time that confirms speech (speech_start)
-        p('min_silence_ms', 1000)         # hangover: comma pauses (up to ~0.9 s) stay inside
-        p('pad_ms', 200)                  # pre-roll / post-roll kept around the speech
-        p('max_utterance_s', 20.0)
-        p('stream_timeout_s', 1.0)        # no audio this long mid-utterance: close it
-        p('half_duplex', 'raise')         # off | mute | raise (while the robot speaks)
-        p('half_duplex_tail_s', 0.3)
-        p('half_duplex_threshold', 0.9)   # VAD threshold while speaking (mode raise)
-        p('clip_warn_ratio', 0.01)        # report input with more samples at full scale
-        p('dc_warn', 0.05)                # report a DC offset above this (full scale 1.0)
         self.declare_backend_params(ASR_BACKENDS, 'faster_whisper', key='backend')
-        p('audio_topic', 'audio_stamped')
-        p('info_topic', 'audio_info')
-        p('utterance_topic', 'utterance')
-        p('utterance_info_topic', 'utterance_info')
-        p('transcript_topic', 'transcript')
         self.asr = None
         self._queue = None
         self.utterances = 0
