@@ -108,3 +108,86 @@ def test_noise_floor_adapts_to_loud_steady_background():
     assert len(late) == 1
     assert truth[0][0] - 0.3 <= late[0].start_s <= truth[0][0]
     assert truth[0][1] <= late[0].end_s <= truth[0][1] + 0.3
+
+
+def test_registry_backends_params_and_unusable_settings():
+    from qwen_voice_ros.audio.vad import VAD_BACKENDS, VADNotAvailable
+    assert set(VAD_BACKENDS.names) == {'energy', 'silero', 'webrtc'}
+    assert [p.name for p in VAD_BACKENDS.params('webrtc')] == ['aggressiveness', 'frame_ms']
+    with pytest.raises(ValueError, match='unknown vad backend'):
+        create_classifier('nope', RATE)
+    with pytest.raises(ValueError, match='aggressiveness must be <= 3'):
+        create_classifier('webrtc', RATE, aggressiveness=5)
+    with pytest.raises(VADNotAvailable, match='frame_ms must be 10, 20 or 30'):
+        create_classifier('webrtc', RATE, frame_ms=25)
+    with pytest.raises(VADNotAvailable, match='8 or 16 kHz'):
+        create_classifier('silero', 44100)
+    with pytest.raises(VADNotAvailable, match='does not exist'):
+        create_classifier('silero', RATE, model_path='/no/such/silero.onnx')
+    assert create_classifier('energy', 8000).frame_samples == 256
+
+
+def test_silero_state_is_carried_and_reset():
+    from qwen_voice_ros.audio.vad import VADNotAvailable
+    try:
+        vad = create_classifier('silero', RATE)
+    except VADNotAvailable as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(2)
+    audio, _ = scene([('silence', 0.3), ('speech', 1.0)], rng)
+    frames = [audio[i:i + 512] for i in range(0, len(audio) - 511, 512)]
+    first = [vad.speech_probability(f) for f in frames]
+    vad.reset()
+    again = [vad.speech_probability(f) for f in frames]
+    assert first == pytest.approx(again, abs=1e-6)   # same state after reset
+    # Without the carried state (a reset before every frame) the answers differ.
+    fresh = []
+    for f in frames:
+        vad.reset()
+        fresh.append(vad.speech_probability(f))
+    assert max(abs(a - b) for a, b in zip(first, fresh)) > 0.01
+
+
+def test_speech_start_fires_at_onset_before_the_utterance_closes():
+    rng = np.random.default_rng(4)
+    audio, truth = scene([('silence', 1.0), ('speech', 1.5), ('silence', 1.2)], rng)
+    starts, closed_at = [], []
+    seg = UtteranceSegmenter(create_classifier('energy', RATE), RATE,
+                             on_speech_start=starts.append)
+    for i in range(0, len(audio), 512):
+        for utt in seg.feed(audio[i:i + 512]):
+            closed_at.append((i, utt))
+    assert len(starts) == 1 and len(closed_at) == 1
+    assert abs(starts[0] - truth[0][0]) <= 0.05
+    assert closed_at[0][1].speech_start_s == pytest.approx(starts[0])
+    assert abs(closed_at[0][1].speech_end_s - truth[0][1]) <= 0.1
+
+
+def test_muted_frames_count_as_silence():
+    rng = np.random.default_rng(6)
+    audio, _ = scene([('silence', 0.5), ('speech', 1.0), ('silence', 1.2)], rng)
+    seg = UtteranceSegmenter(create_classifier('energy', RATE), RATE)
+    utts = []
+    for i in range(0, len(audio), 512):
+        utts += seg.feed(audio[i:i + 512], muted=True)
+    assert utts == [] and not seg.in_speech
+
+
+def test_nan_clipping_and_dc_offset_are_conditioned():
+    rng = np.random.default_rng(8)
+    audio, truth = scene([('silence', 1.0), ('speech', 1.0), ('silence', 1.2)], rng)
+    dirty = audio + 0.4                      # DC offset
+    dirty[::50] = np.nan                     # NaNs
+    dirty[RATE + 100:RATE + 110] = 3.0       # out-of-range samples
+    seg = UtteranceSegmenter(create_classifier('energy', RATE), RATE)
+    utts = []
+    for i in range(0, len(dirty), 512):
+        utts += seg.feed(dirty[i:i + 512])
+    assert len(utts) == 1
+    assert abs(utts[0].speech_start_s - truth[0][0]) <= 0.1
+    assert np.all(np.isfinite(utts[0].audio)) and np.abs(utts[0].audio).max() <= 1.5
+    assert abs(float(np.mean(utts[0].audio))) < 0.05    # the offset is gone from the audio
+    assert seg.stats.nonfinite_samples == int(np.sum(np.isnan(dirty)))
+    assert seg.stats.clipped_samples == 10
+    assert seg.stats.dc_offset == pytest.approx(0.4, abs=0.05)
+    assert seg.feed(np.zeros(0, np.float32)) == []   # zero-length chunks are fine
