@@ -89,6 +89,8 @@ def test_one_utterance_per_request_and_boundaries_within_100ms(backend):
         # The audio keeps the speech whole (pre-roll and post-roll around it).
         assert utt.start_s <= start and utt.end_s >= end - 0.05
         assert not utt.forced
+    print('%s: %d utterances for %d requests, boundary error median %.0f ms, max %.0f ms'
+          % (backend, len(utts), len(truth), 1000 * np.median(errors), 1000 * max(errors)))
     assert float(np.median(errors)) <= 0.100, errors
     assert max(errors) <= 0.300, errors
     # speech_start fired once per utterance, at its onset (before it closed).
