@@ -84,6 +84,12 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                 and diagnostics_of(probe, n).message == 'serving' for n in VICTIMS), 45,
                 'the stack serving')
 
+            def stages_of(text):
+                events = probe.events()
+                ids = {e['turn_id'] for e in events
+                       if e['stage'] == 'transcript' and e.get('text') == text}
+                return sorted({e['stage'] for e in events if e['turn_id'] in ids})
+
             def turn(text, until_stage, timeout):
                 before = len(probe.events())
                 pub.publish(String(data=text))
@@ -103,7 +109,8 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                 pid = child_pid(stack.pid, module)
                 assert pid, 'no %s process under the stack' % name
                 # mid-reply: the reply is streaming (first sentence out), playback not done
-                turn('第%d个问题，你好吗' % i, 'reply_sentence', 20)
+                first = '第%d个问题，你好吗' % i
+                turn(first, 'reply_sentence', 20)
                 killed_at = probe.node.get_clock().now().nanoseconds * 1e-9
                 t0 = time.monotonic()
                 os.kill(pid, signal.SIGKILL)
@@ -114,7 +121,8 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                 respawn_s = time.monotonic() - t0
                 turn('下一个问题%d，帮我开灯' % i, 'playback', 30)
                 results[name] = {'respawn_to_serving_s': round(respawn_s, 2),
-                                 'next_turn_played_s': round(time.monotonic() - t0, 2)}
+                                 'next_turn_played_s': round(time.monotonic() - t0, 2),
+                                 'in_flight_turn_stages': stages_of(first)}
             print('kill -9 results (this machine, under contention):', results)
             assert stack.poll() is None
         except BaseException:

@@ -120,6 +120,10 @@ class AudioSink(abc.ABC):
             played = 0.0
             try:
                 played = self._play_blocking(audio, rate, tag)
+            except Exception as exc:  # one bad chunk must not kill the sink thread (issue 8)
+                self.errors = getattr(self, 'errors', 0) + 1
+                self.last_error = repr(exc)[:300]
+                self._interrupt.set()  # reported as not completed
             finally:
                 with self._cond:
                     self._playing = False
@@ -179,7 +183,8 @@ class WavSink(_TimedSink):
     def _consume(self, audio, sample_rate, tag):
         from qwen_voice_ros.audio.wavfile import write_wav
         self._count += 1
-        name = ''.join(c if c.isalnum() or c in '-_.' else '_' for c in tag) or \
+        name = ''.join(c if (c.isascii() and c.isalnum()) or c in '-_.' else '_'
+                       for c in tag[:120]) or \
             'chunk_%06d' % self._count
         path = os.path.join(self.directory, name + '.wav')
         tmp = path + '.part'
