@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     parser.add_argument('bag')
     parser.add_argument('--llm-model-dir', default=os.environ.get('QWEN_VOICE_LLM_DIR', ''))
     parser.add_argument('--max-new-tokens', type=int, default=48)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='threads of each engine (ASR, LLM, TTS; 0 = their defaults)')
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
 
@@ -66,12 +68,14 @@ def main(argv=None) -> int:
     from qwen_voice_ros.llm.sentences import SentenceSplitter
     from qwen_voice_ros.tts.kokoro import KokoroTTS
 
-    asr = create_asr('faster_whisper', beam_size=1, temperature_fallback=False)
+    asr = create_asr('faster_whisper', beam_size=1, temperature_fallback=False,
+                     cpu_threads=args.threads)
     asr.load()
-    llm = create_backend('onnx', model_dir=args.llm_model_dir) if args.llm_model_dir else None
+    llm = create_backend('onnx', model_dir=args.llm_model_dir,
+                         intra_op_threads=args.threads) if args.llm_model_dir else None
     if llm is not None:
         llm.load()
-    tts = KokoroTTS()
+    tts = KokoroTTS(threads=args.threads)
     tts.load()
     tts.synthesize('你好。')  # warm-up, as the tts node does at configure
     rows = []

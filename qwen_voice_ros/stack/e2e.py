@@ -65,20 +65,31 @@ def params_yaml(params: Dict[str, Dict[str, Any]]) -> str:
 
 def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
                  llm_model_dir: str = '', tts: str = 'kokoro', max_new_tokens: int = 48,
-                 min_silence_ms: int = 0, beam_size: int = 1) -> Dict[str, Dict[str, Any]]:
-    """Parameters for a run from audio (names of today's nodes and their backend prefixes)."""
+                 min_silence_ms: int = 0, beam_size: int = 1, first_min_chars: int = 4,
+                 engine_threads: int = 1) -> Dict[str, Dict[str, Any]]:
+    """
+    Return the parameters of a run from audio (today's nodes and their backend prefixes).
+
+    Latency choices (docs/latency.md): greedy Whisper without the temperature-fallback
+    retries; a short first clause (``first_min_chars``) so TTS starts on a few characters;
+    one ONNX Runtime thread each for the LLM and Kokoro (``engine_threads``), which run at the
+    same time (the next sentence is generated while the first is synthesised) and would
+    otherwise spin-wait against each other on a small CPU.
+    """
     hearing = {'audio_topic': bags.normalize_topic(audio_topic).lstrip('/'),
                'info_topic': bags.normalize_topic(info_topic).lstrip('/'),
                'backend': 'faster_whisper', 'faster_whisper.model_dir': asr_dir,
                'faster_whisper.beam_size': beam_size, 'faster_whisper.language': 'zh',
                # A failed greedy decode is retried at 5 temperatures: seconds per turn.
-               'faster_whisper.temperature_fallback': False}
+               'faster_whisper.temperature_fallback': False,
+               'faster_whisper.cpu_threads': 2}
     if min_silence_ms:
         hearing['min_silence_ms'] = int(min_silence_ms)
     params = {'hearing': hearing,
-              'tts': {'backend': tts},
+              'tts': {'backend': tts, 'kokoro.threads': int(engine_threads)},
               'playback': {'sink': 'wav', 'wav_dir': wav_dir, 'realtime': True}}
-    llm = {'max_new_tokens': int(max_new_tokens)}
+    llm = {'max_new_tokens': int(max_new_tokens), 'first_min_chars': int(first_min_chars),
+           'onnx.intra_op_threads': int(engine_threads)}
     if llm_model_dir:
         llm['model_dir'] = os.path.abspath(os.path.expanduser(llm_model_dir))
         llm['onnx.model_dir'] = llm['model_dir']
