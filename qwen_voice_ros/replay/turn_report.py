@@ -549,9 +549,10 @@ def plot(report: Dict[str, Any], out_path: str) -> str:
     used = set()
     for y, row in enumerate(rows):
         st = row['stages']
+        eos = st.get('eos_detect', 0.0)  # unknown when the start was repaired: 0
         ends = {'eos_detect': st.get('eos_detect'),
-                'asr': _sum(st.get('eos_detect'), st.get('asr')),
-                'dialect': _sum(st.get('eos_detect'), st.get('asr'), st.get('dialect'))}
+                'asr': _sum(eos, st.get('asr')),
+                'dialect': _sum(eos, st.get('asr'), st.get('dialect'))}
         ends.update({k: st.get(k) for k in ('first_sentence', 'first_tts_audio',
                                             'first_audio')})
         left = 0.0
@@ -578,6 +579,7 @@ def plot(report: Dict[str, Any], out_path: str) -> str:
         p50 = report['first_audio_p50_s']
         ax2.axvline(p50, color='k', linestyle='--', label='p50 %.2f s' % p50)
         ax2.legend(fontsize=8)
+    ax2.yaxis.get_major_locator().set_params(integer=True)
     ax2.set_xlabel('first audio out, s after end of speech')
     ax2.set_ylabel('turns')
     ax2.set_title('latency histogram (%d answered of %d)' % (len(values), len(rows)))
