@@ -227,7 +227,7 @@ def test_chat_backend_streams_and_cancels(model):
     backend = OnnxChatBackend(onnx_dir)
     backend.load()
     messages = [SYSTEM, {'role': 'user', 'content': '你好'}]
-    opts = GenerationOptions(max_new_tokens=24)
+    opts = GenerationOptions(max_new_tokens=24, request_ngram_block=0, max_sentences=0)
     text = ''.join(backend.stream_chat(messages, opts))
     engine = backend.engine
     ids = engine.generate(engine.encode_chat(messages), opts)
@@ -241,6 +241,38 @@ def test_chat_backend_streams_and_cancels(model):
         cancel.set()
     assert len(pieces) == 1
     assert engine.last_stats['stop_reason'] == 'cancelled'
+
+
+def test_reply_never_repeats_a_request_bigram(model):
+    _, onnx_dir, _ = model
+    engine = OnnxCausalLM(onnx_dir)
+    prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': '你好'}])
+    free = engine.generate(prompt, GenerationOptions(max_new_tokens=16), stop_token_ids=())
+    # Treat the unguarded reply as the "request": every bigram of it would be an echo.
+    pairs = set(zip(free, free[1:]))
+    assert pairs
+    guarded = engine.generate(prompt, GenerationOptions(max_new_tokens=16, request_ngram_block=2),
+                              stop_token_ids=(), request_ids=free)
+    assert len(guarded) == 16 and not pairs & set(zip(guarded, guarded[1:]))
+    off = engine.generate(prompt, GenerationOptions(max_new_tokens=16, request_ngram_block=0),
+                          stop_token_ids=(), request_ids=free)
+    assert off == free
+
+
+def test_chat_backend_stops_after_max_sentences(model):
+    _, onnx_dir, _ = model
+    backend = OnnxChatBackend(onnx_dir)
+    messages = [SYSTEM, {'role': 'user', 'content': '你好'}]
+    full = ''.join(backend.stream_chat(messages, GenerationOptions(
+        max_new_tokens=64, request_ngram_block=0, max_sentences=0)))
+    from qwen_voice_ros.llm.reply_quality import count_sentences
+    cut = ''.join(backend.stream_chat(messages, GenerationOptions(
+        max_new_tokens=64, request_ngram_block=0, max_sentences=1)))
+    assert full.startswith(cut)
+    assert count_sentences(cut) <= 1
+    if count_sentences(full) > 1:
+        assert backend.engine.last_stats['stop_reason'] == 'max_sentences'
+        assert 'decode_s' in backend.engine.last_stats
 
 
 def test_chat_backend_trims_history_to_context(model):

@@ -35,6 +35,11 @@ class GenerationOptions:
     seed: Optional[int] = None
     enable_thinking: bool = False
     timeout_s: float = 30.0           # whole-reply deadline (HTTP backends); engine: wall clock
+    # Reply-quality guards (engine backend): the reply may not repeat any token n-gram of the
+    # last user message (transformers' encoder_no_repeat_ngram_size applied to the request;
+    # 0 -> off), and it ends after this many sentences (0 -> no limit).
+    request_ngram_block: int = 2
+    max_sentences: int = 2
 
     @property
     def greedy(self) -> bool:

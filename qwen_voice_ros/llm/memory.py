@@ -10,12 +10,23 @@ prompt plus history fit ``token_budget`` tokens as counted by the backend's toke
 from __future__ import annotations
 
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from qwen_voice_ros.llm.chat_template import strip_thinking
 
-DEFAULT_PERSONA = ('你是一个友好的中文语音助手，运行在机器人上。回答要简短、口语化，适合直接朗读；'
-                   '不要使用列表、表格、表情符号或 Markdown。')
+DEFAULT_PERSONA = ('你是家用机器人上的语音助手“小安”。用户说一句话，你用一到两句完整、口语化的话'
+                   '直接回答，给出具体的内容、结果或建议。不要重复或改写用户的话，不要把问题反问回去；'
+                   '做不到的事就说明原因并给个办法。不要使用列表、表情符号或 Markdown。')
+
+# Few-shot turns placed between the system prompt and the conversation (with the default
+# persona): small models (0.5B) copy the form of these much more reliably than they follow
+# instructions -- a short, concrete answer that does not restate the request.
+DEFAULT_EXAMPLES: Tuple[Tuple[str, str], ...] = (
+    ('外面冷不冷？', '现在大约五度，挺冷的，出门记得穿厚外套。'),
+    ('帮我关掉电视。', '好的，电视已经关掉了。'),
+    ('侬今朝忙伐？', '不忙，我一直在家陪着你，有事随时叫我。'),
+    ('你会唱歌吗？', '我会唱几首儿歌，想听的话我现在就唱给你听。'),
+)
 
 MANDARIN_INSTRUCTION = '无论用户说普通话还是方言，都请用标准、简洁的普通话回答。'
 DIALECT_INSTRUCTION = '用户说的是{name}。请用{name}的口语习惯回答，用字要让{name}母语者觉得自然。'
@@ -65,8 +76,18 @@ class ConversationMemory:
     def __init__(self, persona: str = DEFAULT_PERSONA, reply_style: str = 'mandarin',
                  token_budget: int = 2048,
                  count_tokens: Optional[Callable[[str], int]] = None,
-                 max_turns: int = 0) -> None:
+                 max_turns: int = 0,
+                 examples: Optional[Sequence[Tuple[str, str]]] = None) -> None:
+        """
+        ``examples``: (user, assistant) pairs sent after the system prompt on every turn.
+
+        ``None`` means :data:`DEFAULT_EXAMPLES` with the default persona and none with a
+        custom one (they speak as the default persona).
+        """
         dialect_instruction(reply_style, None)  # validates reply_style
+        if examples is None:
+            examples = DEFAULT_EXAMPLES if persona == DEFAULT_PERSONA else ()
+        self.examples = [(str(u), str(a)) for u, a in examples]
         self.persona = persona
         self.reply_style = reply_style
         self.token_budget = int(token_budget)
@@ -132,13 +153,20 @@ class ConversationMemory:
 
     def messages(self, reserve_tokens: int = 0) -> List[Dict[str, str]]:
         """
-        System message + the newest turns that fit ``token_budget - reserve_tokens``.
+        System message, example turns, then the newest turns that fit the budget.
+
+        The budget is ``token_budget - reserve_tokens``, system prompt and examples included.
 
         The oldest turns are dropped permanently (whole user/assistant groups, so history
         never starts with an orphan assistant reply); the newest user turn is always kept.
         """
         system = {'role': 'system', 'content': self.system_prompt()}
-        budget = self.token_budget - int(reserve_tokens) - self._tokens(system)
+        shots: List[Dict[str, str]] = []
+        for user, assistant in self.examples:
+            shots += [{'role': 'user', 'content': user},
+                      {'role': 'assistant', 'content': assistant}]
+        budget = self.token_budget - int(reserve_tokens) - self._tokens(system) - \
+            sum(self._tokens(m) for m in shots)
         with self._lock:
             turns = self._turns
             if self.max_turns > 0:
@@ -153,4 +181,4 @@ class ConversationMemory:
                     cut += 1
                 del turns[:cut]
                 del sizes[:cut]
-            return [system] + [dict(t) for t in turns]
+            return [system] + shots + [dict(t) for t in turns]

@@ -7,7 +7,7 @@ arg-max after the repetition penalty, so it matches ``generate(do_sample=False)`
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -40,9 +40,17 @@ class Sampler:
     def greedy(self) -> bool:
         return self.temperature <= 0.0
 
-    def __call__(self, logits: np.ndarray, seen_ids: Iterable[int] = ()) -> int:
-        """Return the next token id for a 1-D ``logits`` row; ``seen_ids``: prompt+output."""
+    def __call__(self, logits: np.ndarray, seen_ids: Iterable[int] = (),
+                 banned_ids: Sequence[int] = ()) -> int:
+        """
+        Return the next token id for a 1-D ``logits`` row; ``seen_ids``: prompt+output.
+
+        ``banned_ids`` (e.g. from :class:`NgramBlocker`) get -inf before anything else is
+        decided, unless that would ban every token.
+        """
         logits = np.asarray(logits, dtype=np.float32).reshape(-1)
+        if len(banned_ids):
+            logits = ban_tokens(logits, banned_ids)
         if self.repetition_penalty != 1.0:
             logits = apply_repetition_penalty(logits, seen_ids, self.repetition_penalty)
         if self.greedy:
@@ -83,6 +91,51 @@ class Sampler:
         probs = np.where(keep, probs, 0.0)
         probs /= probs.sum()
         return int(cand[int(self.rng.choice(len(cand), p=probs))])
+
+
+class NgramBlocker:
+    """
+    Forbid the output to repeat any ``n``-gram of a source token sequence (the request).
+
+    Like transformers' ``encoder_no_repeat_ngram_size``: when the last ``n - 1`` generated
+    tokens equal ``n - 1`` consecutive source tokens, the source token that followed them
+    is banned next.  ``n == 1`` bans every source token.  Stop and control tokens in
+    ``exempt`` are never banned.
+    """
+
+    def __init__(self, source_ids: Sequence[int], n: int,
+                 exempt: Iterable[int] = ()) -> None:
+        if n < 1:
+            raise ValueError('n-gram size must be >= 1')
+        self.n = int(n)
+        skip = set(int(i) for i in exempt)
+        source = [int(i) for i in source_ids]
+        self._next: Dict[Tuple[int, ...], Set[int]] = {}
+        for start in range(len(source) - self.n + 1):
+            gram = source[start:start + self.n]
+            if gram[-1] in skip:
+                continue
+            self._next.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+
+    def banned(self, generated: Sequence[int]) -> List[int]:
+        """Token ids that may not follow ``generated`` (the reply so far)."""
+        k = self.n - 1
+        if k == 0:
+            return sorted(self._next.get((), ()))
+        if len(generated) < k:
+            return []
+        return sorted(self._next.get(tuple(int(i) for i in generated[-k:]), ()))
+
+
+def ban_tokens(logits: np.ndarray, banned_ids: Sequence[int]) -> np.ndarray:
+    """``logits`` with ``banned_ids`` set to -inf (a copy); unchanged if all would go."""
+    ids = np.asarray(list(banned_ids), dtype=np.int64)
+    ids = ids[(ids >= 0) & (ids < logits.shape[0])]
+    if ids.size == 0 or ids.size >= logits.shape[0]:
+        return logits
+    out = logits.copy()
+    out[ids] = -np.inf
+    return out
 
 
 def apply_repetition_penalty(logits: np.ndarray, seen_ids: Iterable[int],

@@ -81,3 +81,45 @@ def split_stream(deltas: Iterable[str], **kwargs) -> Iterator[str]:
 
 def _is_cjk(ch: str) -> bool:
     return '\u3000' <= ch <= '\u9fff' or '\uf900' <= ch <= '\uffef'
+
+
+class SentenceLimit:
+    """
+    Cut a stream of text deltas after ``max_sentences`` sentences (0: no limit).
+
+    A sentence ends at a run of :data:`SENTENCE_END` marks or a newline (closing quotes and
+    brackets stay with it).  :meth:`feed` returns the part of a delta to keep; once the text
+    goes on past the last allowed sentence it returns the part before that and
+    :attr:`done` becomes true, so the caller stops generating.
+    """
+
+    def __init__(self, max_sentences: int) -> None:
+        self.max_sentences = int(max_sentences)
+        self.ended = 0          # completed sentences so far
+        self._in_end = False    # inside a run of end marks / closers
+        self._has_text = False  # current sentence has non-space text
+        self.done = False
+
+    def feed(self, delta: str) -> str:
+        """Return the kept part of ``delta``; sets :attr:`done` when the limit cuts it."""
+        if self.done:
+            return ''
+        if self.max_sentences <= 0:
+            return delta
+        for index, ch in enumerate(delta):
+            if ch in SENTENCE_END or ch == '\n':
+                if self._has_text and not self._in_end:
+                    self.ended += 1
+                self._in_end = self._in_end or self._has_text
+                self._has_text = False
+            elif self._in_end and ch in CLOSERS:
+                continue
+            elif ch.isspace():
+                continue
+            else:
+                if self._in_end and self.ended >= self.max_sentences:
+                    self.done = True
+                    return delta[:index]
+                self._in_end = False
+                self._has_text = True
+        return delta
