@@ -7,7 +7,8 @@ with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD
 * as soon as speech is confirmed, a ``speech_start`` event (new turn id; barge-in signal);
 * per closed utterance, ``utterance`` (AudioDataStamped, ``header.frame_id`` = the turn id,
   ``header.stamp`` = utterance start; format latched on ``utterance_info``) and an
-  ``utterance`` event (``duration_s``; ``turn_stamp`` = utterance end);
+  ``utterance`` event (``duration_s``; ``turn_stamp`` = when the end of speech reached this
+  node, on its clock: latency_s is the end-of-speech detection time);
 * with an ASR backend, the utterance is transcribed on a worker thread and ``transcript``
   (std_msgs/String) follows a ``transcript`` event carrying the text.
 
@@ -31,6 +32,7 @@ from std_msgs.msg import String
 from qwen_voice_ros.audio.pcm import AudioFormat, AudioFormatError, clipping_ratio
 from qwen_voice_ros.audio.stream import AudioStreamDecoder
 from qwen_voice_ros.core.params import Param
+from qwen_voice_ros.core.stream_clock import ArrivalClock
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
 
@@ -119,6 +121,9 @@ class HearingNode(VoiceNode):
         self.decoder = AudioStreamDecoder(pipeline_rate=rate, streaming=True)
         self._samples_fed = 0
         self._anchor = None   # ROS time (s) of stream sample 0, from message stamps
+        # Turn stamps: when a sample reached this node, on its clock (not the audio stamps',
+        # which a replayed bag dates to its recording): docs/latency.md.
+        self.arrivals = ArrivalClock()
         self._open_turn = None
         self._last_audio = time.monotonic()
         self._stats_seen = (0, 0)
@@ -187,6 +192,7 @@ class HearingNode(VoiceNode):
         self.decoder.reset()
         self._samples_fed = 0
         self._anchor = None
+        self.arrivals.reset()
 
     def _check_stream(self):
         """Audio stopped mid-utterance (device gone, capture stopped): close what was heard."""
@@ -230,6 +236,7 @@ class HearingNode(VoiceNode):
         if self._anchor is None or abs(anchor - self._anchor) > 0.5:
             self._anchor = anchor  # first message, or a gap in the stream: re-anchor
         self._samples_fed += len(audio)
+        self.arrivals.add(self._samples_fed, self.now_s())
         if self.gate is not None:
             now = self.now_s()
             self.segmenter.threshold = self.gate.vad_threshold(now, self.base_threshold)
@@ -253,17 +260,21 @@ class HearingNode(VoiceNode):
 
     def _on_speech_start(self, onset_s: float):
         turn_id = self.ids.new()
-        stamp = (self._anchor or 0.0) + onset_s
+        stamp = self._arrival(onset_s + 1.0 / self.segmenter.rate)
         self._open_turn = (turn_id, stamp)
         self.emit(turn_id, 'speech_start', stamp,
                   detail={'vad': self.param('vad_backend'),
                           'threshold': round(self.segmenter.threshold, 3)})
 
+    def _arrival(self, stream_s: float) -> float:
+        known = self.arrivals.time_of_s(stream_s, self.segmenter.rate)
+        return self.now_s() if known is None else known
+
     def _publish_utterance(self, utt):
         turn_id = self._open_turn[0] if self._open_turn is not None else self.ids.new()
         self._open_turn = None
         start = self._anchor + utt.start_s
-        end = self._anchor + utt.end_s
+        end = self._arrival(utt.speech_end_s)  # end of speech, received: the turn's start
         self.utterances += 1
         self.counters['turns'] += 1
         self.emit(turn_id, 'utterance', end, duration_s=round(utt.duration_s, 3),
