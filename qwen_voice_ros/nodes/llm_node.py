@@ -10,6 +10,7 @@ Generation runs on a supervised worker thread; every turn ends in one event: ``r
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from std_msgs.msg import String
 
@@ -119,6 +120,7 @@ class LLMNode(VoiceNode):
                 self.publish_outcomes(self.session.on_user_turn(turn_id, stamp))
         self.subscribe_events(on_event)
         self.add_io(self.create_timer(0.02, lambda: self.publish_outcomes(self.session.poll())))
+        self._timing = {}  # turn id -> ttft_s, tokens, tok_per_s for its reply event
         self.worker = self.start_worker('llm-worker', self._work)
 
     def on_transcript(self, turn_id, turn_stamp, text, event):
@@ -135,7 +137,8 @@ class LLMNode(VoiceNode):
                 self.emit(o.turn_id, 'reply', o.turn_stamp, text=o.text, final=True,
                           seq=o.detail['sentences'], thinking=o.detail.get('thinking') or None,
                           dialect={'label': dialect} if dialect else None,
-                          detail={'backend': self.backend.name})
+                          detail=dict(self._timing.pop(o.turn_id, {}),
+                                      backend=self.backend.name))
                 self.reply_pub.publish(String(data=o.text))
                 self.report_ok()
             elif o.kind == 'cancelled':
@@ -175,7 +178,9 @@ class LLMNode(VoiceNode):
                 messages = session.begin(turn)
                 if messages is None:
                     continue
+                started, stamps = time.monotonic(), []  # time to first token, tokens/s
                 for delta in self.backend.stream_chat(messages, self.options(), turn.cancel):
+                    stamps.append(time.monotonic())
                     if turn.cancel.is_set():
                         break
                     for sentence in splitter.feed(think.feed(delta)[0]):
@@ -184,6 +189,8 @@ class LLMNode(VoiceNode):
                     spoken, _thought = think.flush()
                     for sentence in splitter.feed(spoken) + splitter.flush():
                         say(sentence)
+                    if stamps:
+                        self._timing[turn.turn_id] = _timing(started, stamps)
                     self.publish_outcomes(session.complete(turn, think.spoken.strip(),
                                                            think.thinking))
             except Exception as exc:  # LLMError and anything a backend throws
@@ -207,6 +214,13 @@ class LLMNode(VoiceNode):
 def rclpy_parameter(name, value):
     from rclpy.parameter import Parameter
     return Parameter(name, value=value)
+
+
+def _timing(started, stamps):
+    """Time to first streamed token and decode speed (one delta per token, or SSE chunk)."""
+    span = stamps[-1] - stamps[0]
+    return {'ttft_s': round(stamps[0] - started, 4), 'tokens': len(stamps),
+            'tok_per_s': round((len(stamps) - 1) / span, 2) if span > 0 else None}
 
 
 def main(args=None):

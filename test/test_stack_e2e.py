@@ -1,0 +1,26 @@
+"""The e2e runner's parameter file and the llm node's reply timing (no processes)."""
+import pytest
+
+from qwen_voice_ros.stack import e2e
+
+
+def test_params_point_hearing_at_the_bag_topic_and_playback_at_wav(tmp_path):
+    params = e2e.stack_params('/robot/audio_stamped', 'robot/audio_info', str(tmp_path),
+                              '/asr', llm_model_dir='/m', min_silence_ms=600)
+    assert params['hearing']['audio_topic'] == 'robot/audio_stamped'
+    assert params['hearing']['info_topic'] == 'robot/audio_info'
+    assert params['hearing']['faster_whisper.model_dir'] == '/asr'
+    assert params['hearing']['min_silence_ms'] == 600
+    assert params['playback'] == {'sink': 'wav', 'wav_dir': str(tmp_path), 'realtime': True}
+    assert params['llm']['onnx.model_dir'] == '/m' and params['llm']['first_min_chars'] == 4
+    text = e2e.params_yaml(params)
+    assert '/**/hearing:\n  ros__parameters:\n    audio_topic: "robot/audio_stamped"' in text
+    assert '    faster_whisper.temperature_fallback: false' in text
+
+
+def test_llm_reply_timing():
+    llm_node = pytest.importorskip('qwen_voice_ros.nodes.llm_node')
+    timing = llm_node._timing(10.0, [10.4, 10.5, 10.6, 10.8])
+    assert timing['ttft_s'] == pytest.approx(0.4) and timing['tokens'] == 4
+    assert timing['tok_per_s'] == pytest.approx(7.5)
+    assert llm_node._timing(1.0, [1.2])['tok_per_s'] is None
