@@ -21,7 +21,8 @@ from qwen_voice_ros.core import events  # noqa: E402
 
 
 # Synthetic bursts (80 ms gaps): the energy VAD, a shorter hangover than the default.
-VAD_ONLY = {'backend': 'none', 'vad_backend': 'energy', 'min_silence_ms': 500}
+VAD_ONLY = {'backend': 'none', 'vad_backend': 'energy', 'min_silence_ms': 500,
+            'half_duplex': 'mute'}
 
 
 class HearingHarness:
@@ -43,6 +44,8 @@ class HearingHarness:
         self.utt_info = probe.collect(self.msgs.AudioInfo, ns + '/utterance_info',
                                       ros_io.QOS_LATCHED)
         self.events_raw = probe.collect(String, ns + '/voice/events', ros_io.QOS_EVENTS)
+        self.events_pub = node.create_publisher(String, ns + '/voice/events', ros_io.QOS_EVENTS)
+        self.ns = ns
         self.diag = probe.collect(DiagnosticArray, '/diagnostics', ros_io.QOS_DIAGNOSTICS)
         self.fqn = ns + '/hearing'
         self.procs = [NodeProcess('hearing_node', params, probe.domain,
@@ -69,6 +72,12 @@ class HearingHarness:
         msg = self.ros_io.info_msg(AudioFormat(sample_rate=rate))
         msg.coding_format = coding
         self.info_pub.publish(msg)
+
+    def send_event(self, stage, **fields):
+        from std_msgs.msg import String
+        event = events.make_event('t-play-0001', stage, self.ns + '/playback', time.time(),
+                                  **fields)
+        self.events_pub.publish(String(data=events.encode(event)))
 
     def send_info_fmt(self, rate, sample_format):
         msg = self.ros_io.info_msg(AudioFormat(sample_rate=rate, sample_format=sample_format))
@@ -200,6 +209,19 @@ def test_hearing_vad_utterances_and_bad_input(probe, tmp_path):
         # ... and the next stream works.
         h.stream(speech, 16000, t0 + 60.0)
         wait_for(lambda: len(h.utterances) >= 6, 5.0, 'utterance after the gap', h.procs)
+
+        # Half-duplex (mode mute): while playback speaks, the robot's own voice is no turn.
+        time.sleep(0.5)
+        before = len(h.utterances)
+        h.send_event('playback_start', seq=0, duration_s=20.0)
+        time.sleep(0.3)
+        h.stream(speech, 16000, t0 + 70.0)
+        time.sleep(1.0)
+        assert len(h.utterances) == before
+        h.send_event('playback', seq=0, duration_s=20.0)
+        time.sleep(0.6)   # half_duplex_tail_s 0.3
+        h.stream(speech, 16000, t0 + 80.0)
+        wait_for(lambda: len(h.utterances) > before, 5.0, 'utterance after playback', h.procs)
         assert not h.events('transcript')  # no ASR configured: no text is made up
         assert h.procs[0].proc.poll() is None
     finally:
