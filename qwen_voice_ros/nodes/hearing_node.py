@@ -60,7 +60,7 @@ class HearingNode(VoiceNode):
         Param('pad_ms', 200, 'pre-roll / post-roll kept around the speech', min=0, max=2000),
         Param('max_utterance_s', 20.0, 'force-close an utterance this long', min=0.5,
               max=600.0),
-        Param('stream_timeout_s', 1.0, 'no audio this long mid-utterance (device gone): '
+        Param('stream_timeout_s', 2.0, 'no audio this long mid-utterance (device gone): '
               'close the utterance and report it', min=0.1, max=60.0),
         Param('half_duplex', 'raise', 'while the robot speaks: drop frames (mute) or raise '
               'the VAD threshold (raise)', choices=('off', 'mute', 'raise')),
