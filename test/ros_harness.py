@@ -175,7 +175,8 @@ def text_graph(llm_url, dialect_backend='fast', extra_llm_params=None, extra_nod
     nodes = [
         NodeProcess('qwen_voice_ros.nodes.dialect_node', env, {'backend': dialect_backend}),
         NodeProcess('qwen_voice_ros.nodes.llm_node', env, llm_params),
-        NodeProcess('qwen_voice_ros.nodes.tts_node', env, {}),
+        # espeak-ng: fast and deterministic (the default Kokoro model loads for many seconds).
+        NodeProcess('qwen_voice_ros.nodes.tts_node', env, {'backend': 'espeak'}),
     ] + [NodeProcess(module, env, params) for module, params in extra_nodes]
     probe = Probe(env['ROS_DOMAIN_ID'])
     try:

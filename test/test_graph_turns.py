@@ -61,9 +61,13 @@ def test_every_turn_gets_label_reply_and_audio_with_its_turn_id(graph):
     assert [m.data for m in probe.messages('dialect')] == labels
     # The LLM was told the user's dialect (dialect-aware instruction in the system prompt).
     assert '四川话' in server.requests[1]['messages'][0]['content']
-    # Conversation memory: the third request carries the first two exchanges.
-    assert [m['role'] for m in server.requests[2]['messages']] == \
-        ['system', 'user', 'assistant', 'user', 'assistant', 'user']
+    # Conversation memory: the third request carries the first two exchanges (after the
+    # system prompt and the persona's fixed example turns).
+    history = server.requests[2]['messages']
+    assert history[0]['role'] == 'system'
+    assert [(m['role'], m['content']) for m in history[-5:]] == [
+        ('user', TURNS[0]), ('assistant', reply_for(TURNS[0])),
+        ('user', TURNS[1]), ('assistant', reply_for(TURNS[1])), ('user', TURNS[2])]
 
 
 def test_bad_turns_are_reported_and_the_next_turn_works(graph):
