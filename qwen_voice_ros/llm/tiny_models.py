@@ -223,3 +223,22 @@ def list_graph_io(onnx_dir) -> Dict[str, List[str]]:
     model = onnx.load(str(Path(onnx_dir) / 'model.onnx'), load_external_data=False)
     return dict(inputs=[i.name for i in model.graph.input],
                 outputs=[o.name for o in model.graph.output])
+
+
+def fused_onnx_model(hf_dir, precision: str = 'fp32') -> Path:
+    """
+    Build (cached) the fused GroupQueryAttention graph of ``hf_dir``; return its directory.
+
+    See ``llm/export/fused_builder.py``; needs onnxruntime-genai (export-time extra).
+    """
+    from qwen_voice_ros.llm.export.fused_builder import build_fused
+
+    hf_dir = Path(hf_dir)
+    key = _key({'fused': str(hf_dir.resolve()), 'precision': precision,
+                'stamp': (hf_dir / 'config.json').stat().st_mtime})
+    out = cache_root() / ('fused-%s-%s' % (precision, key))
+    if (out / '.complete').exists():
+        return out
+    build_fused(hf_dir, out, precision=precision)
+    (out / '.complete').write_text('ok\n')
+    return out
