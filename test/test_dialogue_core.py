@@ -169,8 +169,13 @@ def test_late_event_renames_the_turn(session, clock):
     assert session.lifecycle.open_turns == ['t-dialect-0001']
 
 
-def test_closed_session_releases_the_worker(session):
+def test_closed_session_releases_the_worker_and_stops_generation(session, clock):
+    session.on_transcript('a', clock(), '你好')
+    session.on_dialect('a', None)
+    turn = session.next_turn(timeout=0)
+    session.begin(turn)
     session.close()
+    assert turn.cancel.is_set() and session.closed
     assert session.next_turn(timeout=5) is None
 
 

@@ -169,8 +169,11 @@ class ReplySession:
         return self._closed
 
     def close(self) -> None:
+        """Release the worker and stop any generation (node cleanup)."""
         with self._ready:
             self._closed = True
+            for turn in self._turns.values():
+                turn.cancel.set()
             self._ready.notify_all()
 
     def begin(self, turn: ReplyTurn):
