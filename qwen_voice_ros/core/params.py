@@ -93,7 +93,7 @@ class Registry:
         return getattr(importlib.import_module(module), attr)
 
     def params(self, name: str) -> Tuple[Param, ...]:
-        """The backend's declared parameters (its class attribute ``PARAMS``)."""
+        """Return the backend's declared parameters (its class attribute ``PARAMS``)."""
         return tuple(getattr(self.load_class(name), 'PARAMS', ()))
 
     def create(self, name: str, values: Mapping[str, Any]):

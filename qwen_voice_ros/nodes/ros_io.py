@@ -91,7 +91,7 @@ def diagnostic_array(stamp, name: str, hardware_id: str, level: int, message: st
 
 
 def descriptor(param):
-    """A ParameterDescriptor (description, range) from a core.params.Param."""
+    """Build a ParameterDescriptor (description, range) from a core.params.Param."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
     text = param.description
     if param.choices:
