@@ -161,3 +161,12 @@ def test_true_end_of_speech_from_truth_and_replay_timing():
     tr.apply_truth(rows, [ref], info)
     assert rows[0]['stages']['first_audio_true'] == pytest.approx(2.65)
     assert rows[0]['stages']['turn_start_err'] == pytest.approx(0.2)
+
+
+def test_speech_start_does_not_start_the_turn():
+    # speech_start carries the onset as turn_stamp; the turn starts at the end of speech.
+    onset = make_event('t-a-0001', 'speech_start', '/hearing', T0 - 2.35, T0 - 2.5)
+    row = tr.build_turn_rows([onset] + spoken_turn(), [])[0]
+    assert row['turn_start'] == T0 and row['clock_note'] == ''
+    assert row['stages']['eos_detect'] == pytest.approx(0.5)
+    assert row['stages']['first_audio'] == pytest.approx(2.45)

@@ -154,7 +154,10 @@ def turn_start(events: List[Dict[str, Any]]) -> Tuple[Optional[float], str]:
     on another clock than the event stamps (an old hearing node copied the bag's audio
     stamps) is replaced by the utterance event's own stamp, and the note says so.
     """
-    stamped = [e for e in events if 'turn_stamp' in e]
+    # speech_start's turn_stamp is the onset of speech, not its end: not the turn's start.
+    stamped = [e for e in events if 'turn_stamp' in e and e['stage'] != 'speech_start']
+    utterance = [e for e in stamped if e['stage'] == 'utterance']
+    stamped = utterance or stamped
     if not stamped:
         first = min(events, key=lambda e: float(e['stamp'])) if events else None
         return (float(first['stamp']) if first else None), 'no turn_stamp: first event'
