@@ -1,4 +1,5 @@
-"""One spoken request, replayed as microphone audio, goes all the way to audio out, timed.
+"""
+One spoken request, replayed as microphone audio, goes all the way to audio out, timed.
 
 The request is voiced with the offline Kokoro pack into a bag of AudioDataStamped (as a
 microphone would record it, stamped in 2023: far from "now"), played by qwen-voice-replay into
