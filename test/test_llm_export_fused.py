@@ -77,3 +77,19 @@ def test_fused_int4_shares_one_quantised_embedding_table():
     reference = OnnxCausalLM(tiny_models.fused_onnx_model(hf_dir, 'fp32'), max_context=256)
     engine.reset()
     assert np.corrcoef(engine._prefill(prompt), reference._prefill(prompt))[0, 1] > 0.95
+
+
+def test_export_cli_fused_int4(tmp_path, capsys):
+    import json
+    from qwen_voice_ros.llm.export_cli import main
+    hf_dir = tiny_models.build_tiny_hf_model(None, arch='qwen2', tie_word_embeddings=True)
+    out = tmp_path / 'fused'
+    assert main(['--model', str(hf_dir), '--out', str(out), '--quantize', 'int4', '--fused',
+                 '--json']) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['status'] == 'ok' and summary['fused']['ops']['GroupQueryAttention'] == 2
+    assert summary['fused']['ops']['GatherBlockQuantized'] == 1
+    engine = OnnxCausalLM(out, max_context=128)
+    prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': '你好'}])
+    assert len(engine.generate(prompt, GenerationOptions(max_new_tokens=4),
+                               stop_token_ids=())) == 4

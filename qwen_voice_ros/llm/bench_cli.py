@@ -93,6 +93,10 @@ def prepare_models(layers: int, seed: int = 0) -> Dict[str, Path]:
         keep_last_logits_file(onnx_dir / 'model.onnx', fp32 / 'model.onnx')
         (fp32 / '.complete').write_text('ok\n')
     out['fp32'] = fp32
+    from qwen_voice_ros.llm.export.fused_builder import builder_available
+    if builder_available():
+        # The fused graph (GroupQueryAttention, INT4 tied embedding) is what users run.
+        out['int4_fused'] = tiny_models.fused_onnx_model(hf_dir, 'int4')
     for scheme in ('int8', 'int4'):
         qdir = onnx_dir.parent / (onnx_dir.name + '-last-' + scheme)
         if not (qdir / '.complete').exists():
@@ -102,6 +106,28 @@ def prepare_models(layers: int, seed: int = 0) -> Dict[str, Path]:
             (qdir / '.complete').write_text('ok\n')
         out[scheme] = qdir
     return out
+
+
+_RSS_PROBE = '''
+import json, resource, sys
+sys.path.insert(0, sys.argv[1])
+from qwen_voice_ros.llm.base import GenerationOptions
+from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
+engine = OnnxCausalLM(sys.argv[2], intra_op_threads=int(sys.argv[3]), max_context=1024,
+                      max_prompt=512)
+ids = engine.encode_chat([{'role': 'user', 'content': '你好，请介绍一下你自己。'}])
+engine.generate(ids, GenerationOptions(max_new_tokens=int(sys.argv[4])), stop_token_ids=())
+print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+'''
+
+
+def engine_peak_rss_mb(model_dir: Path, threads: int, new_tokens: int) -> float:
+    """Peak RSS of a fresh process that loads ``model_dir`` and generates ``new_tokens``."""
+    import subprocess
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, '-c', _RSS_PROBE, root, str(model_dir), str(threads),
+                          str(new_tokens)], stdout=subprocess.PIPE, check=True)
+    return float(json.loads(out.stdout.decode().strip().splitlines()[-1])['peak_rss_mb'])
 
 
 def _copy_side_files(src: Path, dst: Path) -> None:
@@ -192,8 +218,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     reference = transformers.AutoModelForCausalLM.from_pretrained(str(dirs['hf']),
                                                                   dtype=torch.float32)
     reference.eval()
-    engines = {name: OnnxCausalLM(dirs[name], intra_op_threads=threads, max_context=1024,
-                                  max_prompt=512) for name in ('fp32', 'int8', 'int4')}
+    int4_dir = dirs.get('int4_fused', dirs['int4'])
+    graph_dirs = {'fp32': dirs['fp32'], 'int8': dirs['int8'], 'int4': int4_dir}
+    engines = {name: OnnxCausalLM(path, intra_op_threads=threads, max_context=1024,
+                                  max_prompt=512) for name, path in graph_dirs.items()}
     tok = engines['fp32'].tokenizer
     prompt = engines['fp32'].encode_chat([
         {'role': 'system', 'content': '你是一个友好的中文语音助手。'},
@@ -202,8 +230,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     long_prompt = (prompt + tok.encode(long_text))[:TTFT_PROMPT]
 
     bytes_fp32 = weight_bytes_per_token(dirs['fp32'] / 'model.onnx')
-    bytes_per_token = {name: weight_bytes_per_token(dirs[name] / 'model.onnx')
-                       for name in ('fp32', 'int8', 'int4')}
+    bytes_per_token = {name: weight_bytes_per_token(path / 'model.onnx')
+                       for name, path in graph_dirs.items()}
     bytes_per_token['transformers'] = bytes_fp32
 
     # Warm-up (allocations, thread pools, one-time graph work).
@@ -232,6 +260,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         log('[bench] run %d/%d: decode tok/s %s' % (run + 1, args.runs, {
             k: round(v[-1], 2) for k, v in decode.items()}))
 
+    from qwen_voice_ros.llm.kernel_count import kernels_per_decode_step
+    kernels = kernels_per_decode_step(int4_dir / 'model.onnx', threads=threads)['kernels']
+    int4_rss = engine_peak_rss_mb(int4_dir, threads, args.new_tokens)
     med = {k: statistics.median(v) for k, v in decode.items()}
     med_e2e = {k: statistics.median(v) for k, v in e2e.items()}
     med_ttft = {k: statistics.median(v) for k, v in ttft.items()}
@@ -253,6 +284,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         'effective_gb_s': {k: round(bytes_per_token[k] * med[k] / 1e9, 2) for k in med},
         'weight_mb_per_token': {k: round(v / 1e6, 1) for k, v in bytes_per_token.items()},
         'memory_bandwidth_gb_s': round(bandwidth, 1),
+        'kernels_per_step': kernels,
+        'int4_peak_rss_mb': round(int4_rss, 1),
+        'int4_graph': 'fused' if 'int4_fused' in dirs else 'plain',
+        'int4_over_transformers': round(statistics.median(
+            q / t for q, t in zip(decode['int4'], decode['transformers'])), 2),
         'runs': args.runs, 'threads': threads, 'layers': args.layers,
         'new_tokens': args.new_tokens, 'prompt_tokens': len(prompt),
     }
@@ -269,6 +305,8 @@ def main(argv: Optional[List[str]] = None) -> int:
           '%.2fx; tokens match: %s; '
           'machine bandwidth %.1f GB/s' % (result['ratio'], result['int4_over_fp32'],
                                            tokens_match, bandwidth))
+    print('INT4 (%s graph): %d kernels per decode step, peak RSS %.1f MB, %.2fx transformers'
+          % (result['int4_graph'], kernels, int4_rss, result['int4_over_transformers']))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     return 0

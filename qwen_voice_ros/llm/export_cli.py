@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                              'default)')
     parser.add_argument('--all-logits', dest='last_logits_only', action='store_false',
                         help='keep logits for every position (optimum\'s graph as exported)')
+    parser.add_argument('--fused', action='store_true',
+                        help='fused decode graph for the cpu/cuda providers (GroupQueryAttention, '
+                             'SkipSimplifiedLayerNorm, INT4 tied embedding) built by '
+                             'onnxruntime-genai instead of the optimum export; not for TensorRT')
+    parser.add_argument('--fused-provider', choices=('cpu', 'cuda'), default='cpu',
+                        help='provider the fused graph is built for (default cpu)')
     parser.add_argument('--opset', type=int, default=17,
                         help='ONNX opset (default 17, the TensorRT 8.5 ceiling)')
     parser.add_argument('--keep-intermediate', action='store_true',
@@ -124,7 +130,7 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
     if args.model is not None:
         source, local_dir = onnx_export.resolve_model(args.model)  # fails fast, exit 2
         summary['model'] = args.model
-    total = 0 if prebuild_only else 2 + bool(args.validate)
+    total = 0 if prebuild_only else (1 if args.fused else 2 + bool(args.validate))
     total += 2 * bool(args.offline_pack) + bool(args.trt_prebuild)
     progress = Progress(total)
     summary['out_dir'] = str(out_dir)
@@ -146,7 +152,23 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
         summary['model'] = 'offline-pack:' + pack.name
 
     final_model = out_dir / MODEL_FILE
-    if not prebuild_only:
+    if not prebuild_only and args.fused:
+        from qwen_voice_ros.llm.export.fused_builder import build_fused
+
+        if local_dir is None:
+            raise ModelNotFound('--fused needs a local Hugging Face directory or --offline-pack')
+        precision = args.quantize if quantize else 'fp32'
+        with progress.step('fused', 'building the fused {} graph ({})'.format(
+                precision, args.fused_provider)):
+            summary['fused'] = build_fused(local_dir, out_dir, precision,
+                                           provider=args.fused_provider,
+                                           block_size=args.block_size,
+                                           accuracy_level=args.accuracy_level)
+            progress.info('{} nodes: {}'.format(summary['fused']['nodes'], ', '.join(
+                '{} {}'.format(k, v) for k, v in sorted(summary['fused']['ops'].items()))))
+        summary['quantization'] = {'scheme': args.quantize, 'graph': 'fused'}
+        onnx_export.copy_sidecar_files(local_dir, out_dir)  # whatever the builder left out
+    elif not prebuild_only:
         summary['opset'] = args.opset
         stage_dir = work_dir / 'fp32'
         with progress.step('export', 'exporting ONNX (opset {}, {})'.format(

@@ -44,6 +44,7 @@ _MISSING_CLASSES = ('Qwen3_5ForConditionalGeneration', 'Qwen3_5MoeForConditional
                     'Mistral3ForConditionalGeneration', 'Gemma3ForConditionalGeneration',
                     'Qwen2_5_VLForConditionalGeneration')
 SIDE_FILES = ('config.json', 'generation_config.json')
+RETIE_TOLERANCE = 0.1
 
 
 def builder_available() -> bool:
@@ -52,7 +53,32 @@ def builder_available() -> bool:
     return importlib.util.find_spec('onnxruntime_genai') is not None
 
 
-def _shadow_hf_dir(hf_dir: Path, work: Path) -> Path:
+def untied_copy_difference(hf_dir: Path) -> Optional[float]:
+    """
+    Max |embed - lm_head| / max |embed| when both tables are stored, else None.
+
+    A GGUF dequantised by transformers stores the tied table twice (llama.cpp quantises
+    ``token_embd`` and ``output`` separately: Q5_0 and Q8_0 in the offline pack), so the
+    config says untied although both are copies of one tensor.
+    """
+    path = hf_dir / 'model.safetensors'
+    if not path.is_file():
+        return None
+    import numpy as np
+    from safetensors import safe_open
+
+    with safe_open(str(path), 'np') as handle:
+        keys = set(handle.keys())
+        if not {'model.embed_tokens.weight', 'lm_head.weight'} <= keys:
+            return None
+        embed = handle.get_tensor('model.embed_tokens.weight')
+        head = handle.get_tensor('lm_head.weight')
+    if embed.shape != head.shape:
+        return None
+    return float(np.max(np.abs(embed - head)) / max(float(np.max(np.abs(embed))), 1e-12))
+
+
+def _shadow_hf_dir(hf_dir: Path, work: Path, tie: bool = False) -> Path:
     """Symlink ``hf_dir`` into ``work`` with a config.json the builder can read."""
     work.mkdir(parents=True, exist_ok=True)
     for path in hf_dir.iterdir():
@@ -60,6 +86,8 @@ def _shadow_hf_dir(hf_dir: Path, work: Path) -> Path:
             os.symlink(str(path.resolve()), str(work / path.name))
     with open(str(hf_dir / 'config.json'), encoding='utf-8') as handle:
         config = json.load(handle)
+    if tie:
+        config['tie_word_embeddings'] = True  # transformers then ties lm_head to the embedding
     if not isinstance(config.get('rope_scaling'), dict):
         config['rope_scaling'] = {'rope_type': 'default',
                                   'rope_theta': config.get('rope_theta', 10000.0)}
@@ -117,10 +145,16 @@ def build_fused(hf_dir, out_dir, precision: str = 'int4', provider: str = 'cpu',
     with open(str(hf_dir / 'config.json'), encoding='utf-8') as handle:
         config = json.load(handle)
     tied = bool(config.get('tie_word_embeddings', False))
+    retie = None
+    if not tied and precision == 'int4' and shared_embeddings is not False:
+        retie = untied_copy_difference(hf_dir)
+        # Two quantisations of one tied table differ by a few %; distinct tables by ~100 %.
+        tied = retie is not None and retie <= RETIE_TOLERANCE
     options = builder_options(precision, provider, tied, block_size, accuracy_level,
                               shared_embeddings)
     with tempfile.TemporaryDirectory(prefix='qwen_voice_fused_') as tmp:
-        shadow = _shadow_hf_dir(hf_dir, Path(tmp) / 'hf')
+        shadow = _shadow_hf_dir(hf_dir, Path(tmp) / 'hf',
+                                tie=tied and not config.get('tie_word_embeddings'))
         staging = Path(tmp) / 'out'
         cmd = [sys.executable, '-m', 'qwen_voice_ros.llm.export.fused_builder', '--run-builder',
                '-i', str(shadow), '-o', str(staging), '-p', precision, '-e', provider,
@@ -132,18 +166,21 @@ def build_fused(hf_dir, out_dir, precision: str = 'int4', provider: str = 'cpu',
         if proc.returncode != 0 or not (staging / 'model.onnx').is_file():
             raise ExportError('onnxruntime-genai builder failed (exit %d): %s'
                               % (proc.returncode, log.strip().splitlines()[-1:] or ['?']))
-        if out_dir.exists():
-            shutil.rmtree(str(out_dir))
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staging), str(out_dir))
-    for name in SIDE_FILES:
-        if (hf_dir / name).is_file():
-            shutil.copy(str(hf_dir / name), str(out_dir / name))
-    repaired = repair_tied_embedding(out_dir / 'model.onnx')
+        for name in SIDE_FILES:
+            if (hf_dir / name).is_file():
+                shutil.copy(str(hf_dir / name), str(staging / name))
+        repaired = repair_tied_embedding(staging / 'model.onnx')
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in out_dir.glob('model.onnx*'):
+            stale.unlink()
+        for path in staging.iterdir():  # out_dir may hold other things (e.g. the HF source)
+            if path.is_file():
+                shutil.move(str(path), str(out_dir / path.name))
     ops = count_ops(out_dir / 'model.onnx')
     info = {'graph': 'fused', 'builder': 'onnxruntime-genai', 'precision': precision,
             'provider': provider, 'extra_options': options, 'ops': ops,
             'tied_embedding_repaired': repaired,
+            'retied_copies_max_rel_diff': retie,
             'nodes': sum(ops.values()),
             'onnx_bytes': sum(p.stat().st_size for p in out_dir.glob('model.onnx*'))}
     with open(str(out_dir / 'fused_info.json'), 'w', encoding='utf-8') as handle:
