@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -99,14 +99,17 @@ class OnnxCausalLM:
     ``provider``: 'cpu', 'cuda' or 'tensorrt' (TensorRT engines are cached in
     ``trt_cache_dir``; first build takes minutes).  ``max_context`` bounds prompt + reply
     tokens and sizes the cache buffers.  ``max_prompt`` is the longest chunk fed at once
-    (prompts are prefilled in chunks of this size; also the TensorRT profile's max).
+    (also the TensorRT profile's max).  Prompts are prefilled in chunks of
+    ``prefill_chunk`` tokens (at most ``max_prompt``; 0 = ``max_prompt``) with a cancel and
+    deadline check between chunks, so a cancelled turn frees the engine within one chunk;
+    the chunks already fed stay cached and the next prompt reuses them.
     Not thread-safe: one generation at a time (starting a new one ends the previous one).
     """
 
     def __init__(self, model_dir, provider: str = 'cpu', trt_cache_dir: Optional[str] = None,
                  trt_fp16: bool = True, max_context: int = 4096,
                  intra_op_threads: Optional[int] = None, model_filename: str = 'model.onnx',
-                 device_id: int = 0, max_prompt: int = 1024) -> None:
+                 device_id: int = 0, max_prompt: int = 1024, prefill_chunk: int = 64) -> None:
         self.model_dir = Path(model_dir)
         if not self.model_dir.is_dir():
             raise LLMNotConfigured('LLM model directory %s does not exist' % self.model_dir)
@@ -133,6 +136,8 @@ class OnnxCausalLM:
         self.max_context = int(min(max_context,
                                    self.config.get('max_position_embeddings', max_context)))
         self.max_prompt = int(min(max_prompt, self.max_context))
+        self.prefill_chunk = int(min(prefill_chunk, self.max_prompt)) if prefill_chunk > 0 \
+            else self.max_prompt
         self.provider = provider
 
         try:
@@ -321,8 +326,16 @@ class OnnxCausalLM:
         out = logits[0]
         return out if all_logits else out[-1:]
 
-    def _prefill(self, prompt_ids: Sequence[int]) -> np.ndarray:
-        """Bring the cache to ``prompt_ids`` (reusing a shared prefix); return last logits."""
+    def _prefill(self, prompt_ids: Sequence[int],
+                 interrupted: Optional[Callable[[], Optional[str]]] = None
+                 ) -> Optional[np.ndarray]:
+        """
+        Bring the cache to ``prompt_ids`` (reusing a shared prefix); return last logits.
+
+        Feeds ``prefill_chunk`` tokens at a time; between chunks ``interrupted()`` may
+        return a reason, and then the prefill stops (``last_stats['stop_reason']``) and
+        returns None, leaving the chunks fed so far in the cache.
+        """
         if len(prompt_ids) >= self.max_context:
             raise LLMError('prompt of %d tokens does not fit max_context %d'
                            % (len(prompt_ids), self.max_context))
@@ -335,8 +348,13 @@ class OnnxCausalLM:
         self.last_stats['reused_tokens'] = len(self._cached)
         rest = list(prompt_ids[len(self._cached):])
         logits = None
-        for start in range(0, len(rest), self.max_prompt):
-            logits = self._forward(rest[start:start + self.max_prompt])
+        chunk = self.prefill_chunk
+        for start in range(0, len(rest), chunk):
+            reason = interrupted() if (interrupted is not None and start > 0) else None
+            if reason:
+                self.last_stats['stop_reason'] = reason
+                return None
+            logits = self._forward(rest[start:start + chunk])
         return np.array(logits[-1], dtype=np.float32)
 
     # -- public API -----------------------------------------------------------------------
@@ -355,8 +373,9 @@ class OnnxCausalLM:
 
         Stops on a stop id (default <|im_end|>, <|endoftext|> and generation_config's
         eos), ``options.max_new_tokens``, a full context, ``deadline`` (time.monotonic),
-        or ``cancel`` — checked before every decode step, so at most the step in flight
-        finishes.  ``last_stats`` tells why it stopped and how long it took.
+        or ``cancel`` — checked between prefill chunks and before every decode step, so at
+        most the chunk or step in flight finishes.  ``last_stats`` tells why it stopped and
+        how long it took.
         """
         options = options or GenerationOptions()
         prompt_ids = [int(i) for i in prompt_ids]
@@ -368,15 +387,6 @@ class OnnxCausalLM:
         self._owner = owner
         self.last_stats = stats = {'prompt_tokens': len(prompt_ids), 'new_tokens': 0,
                                    'stop_reason': 'max_new_tokens'}
-        start = time.perf_counter()
-        logits = self._prefill(prompt_ids)
-        stats['prefill_s'] = time.perf_counter() - start
-        seen = list(prompt_ids) if sampler.repetition_penalty != 1.0 else ()
-        block_n = int(getattr(options, 'request_ngram_block', 0) or 0)
-        blocker = NgramBlocker(request_ids, block_n, exempt=stops) \
-            if block_n > 0 and request_ids else None
-        out: List[int] = []
-        decode_start = time.perf_counter()
 
         def interrupted() -> Optional[str]:
             if cancel is not None and cancel.is_set():
@@ -384,6 +394,25 @@ class OnnxCausalLM:
             if self._owner is not owner:  # another generate/score call took the cache
                 return 'superseded'
             return None
+
+        def prefill_interrupted() -> Optional[str]:
+            reason = interrupted()
+            if reason is None and deadline is not None and time.monotonic() > deadline:
+                reason = 'timeout'
+            return reason
+
+        start = time.perf_counter()
+        logits = self._prefill(prompt_ids, prefill_interrupted)
+        stats['prefill_s'] = time.perf_counter() - start
+        if logits is None:  # cancelled between prefill chunks; stop_reason is set
+            stats['decode_s'] = 0.0
+            return
+        seen = list(prompt_ids) if sampler.repetition_penalty != 1.0 else ()
+        block_n = int(getattr(options, 'request_ngram_block', 0) or 0)
+        blocker = NgramBlocker(request_ids, block_n, exempt=stops) \
+            if block_n > 0 and request_ids else None
+        out: List[int] = []
+        decode_start = time.perf_counter()
 
         try:
             for step in range(int(options.max_new_tokens)):
@@ -485,12 +514,14 @@ class OnnxChatBackend(ChatBackend):
         Param('device_id', 0, 'GPU index (cuda/tensorrt)', min=0, max=64),
         Param('max_prompt', 1024, 'longest prompt chunk fed at once (tokens)', min=1,
               max=131072),
+        Param('prefill_chunk', 64, 'prompt tokens per prefill call; a cancel is seen between '
+              'chunks (0 = max_prompt)', min=0, max=131072),
     )
 
     def __init__(self, model_dir, provider: str = 'cpu', trt_cache_dir: Optional[str] = None,
                  trt_fp16: bool = True, max_context: int = 4096,
                  intra_op_threads: Optional[int] = None, model_filename: str = 'model.onnx',
-                 device_id: int = 0, max_prompt: int = 1024) -> None:
+                 device_id: int = 0, max_prompt: int = 1024, prefill_chunk: int = 64) -> None:
         if not model_dir:
             raise LLMNotConfigured('onnx backend needs model_dir (a qwen-voice-export output '
                                    'directory); see docs/llm_export.md')
@@ -499,7 +530,7 @@ class OnnxChatBackend(ChatBackend):
         self._kwargs = dict(provider=provider, trt_cache_dir=trt_cache_dir, trt_fp16=trt_fp16,
                             max_context=max_context, intra_op_threads=intra_op_threads,
                             model_filename=model_filename, device_id=device_id,
-                            max_prompt=max_prompt)
+                            max_prompt=max_prompt, prefill_chunk=prefill_chunk)
         self.model_dir = model_dir
         self.engine: Optional[OnnxCausalLM] = None
         self._tokenizer: Optional[QwenTokenizer] = None
