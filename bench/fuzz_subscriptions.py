@@ -44,9 +44,14 @@ def main(argv=None) -> int:
     with open(report, encoding='utf-8') as f:
         rows = [json.loads(line) for line in f if line.strip()]
     os.unlink(report)
-    tail = [line for line in proc.stdout.splitlines()
-            if not line.startswith(('[ERROR]', '[INFO]', '[WARN', '[DEBUG]'))]
-    print('\n'.join(tail[-15:]))
+    log_path = report[:-len('.jsonl')] + '.log'
+    with open(log_path, 'w', encoding='utf-8') as f:
+        f.write(proc.stdout)
+    lines = [line for line in proc.stdout.splitlines()
+             if not line.startswith(('[ERROR]', '[INFO]', '[WARN', '[DEBUG]'))]
+    print('\n'.join([line[:2000] for line in lines if line.startswith('E ')][:20]
+                    + lines[-6:]))
+    print('pytest log: %s' % log_path)
     by_node = {row['node']: row['messages'] for row in rows}
     summary = {
         'profile': 'ci' if args.ci else 'full',
@@ -60,6 +65,7 @@ def main(argv=None) -> int:
         'next_turn_answered': 'test_next_turn_answered_after_fuzz FAILED' not in proc.stdout
         and proc.returncode == 0,
         'passed': proc.returncode == 0,
+        'exit_code': proc.returncode,
         'seconds': round(seconds, 1),
     }
     for row in rows:

@@ -192,6 +192,9 @@ def main(argv=None) -> int:
             outcomes = collections.Counter(
                 outcome_of(stages.get(text_to_turn.get(t, ''), ())) for t in texts)
             unattributed = sum(1 for t in texts if t not in text_to_turn)
+            lost_examples = [(text_to_turn.get(t, ''), sorted(stages.get(
+                text_to_turn.get(t, ''), ()))) for t in texts
+                if outcome_of(stages.get(text_to_turn.get(t, ''), ())) in LOST][:8]
         diagnostics = {}
         for name in NODES:
             status = diagnostics_of(probe, name)
@@ -202,6 +205,7 @@ def main(argv=None) -> int:
             'turns': args.turns, 'gap_s': args.gap_s,
             'outcomes': dict(outcomes), 'lost': sum(outcomes.get(k, 0) for k in LOST),
             'unattributed': unattributed, 'invalid_events': invalid[0],
+            'lost_examples': lost_examples,
             'rss_mb': rss, 'max_growth_pct': max(growths) if growths else None,
             'restarts': sum(1 for r in rss.values() if r.get('respawned')),
             'diagnostics': diagnostics,

@@ -40,7 +40,7 @@ GRAPH_NODES = (
     ('dialect', 'qwen_voice_ros.nodes.dialect_node:DialectNode', {'backend': 'fast'}),
     ('llm', 'qwen_voice_ros.nodes.llm_node:LLMNode', {
         'backend': 'openai_http', 'timeout_s': 5.0, 'dialect_wait_s': 0.2}),
-    ('tts', 'qwen_voice_ros.nodes.tts_node:TTSNode', {}),
+    ('tts', 'qwen_voice_ros.nodes.tts_node:TTSNode', {'backend': 'espeak', 'fallback': ''}),
     ('playback', 'qwen_voice_ros.nodes.playback_node:PlaybackNode', {
         'sink': 'null', 'realtime': False}),
     ('hearing', 'qwen_voice_ros.nodes.hearing_node:HearingNode', {
