@@ -52,7 +52,7 @@ def test_dialect_wait_starts_on_the_label(session, clock):
     turn = session.next_turn(timeout=0)
     assert turn.turn_id == 'a' and turn.dialect == 'sichuanese'
     messages = session.begin(turn)
-    assert '四川话' in messages[0]['content']
+    assert messages[-2]['role'] == 'system' and '四川话' in messages[-2]['content']
     assert messages[-1] == {'role': 'user', 'content': '你好'}
 
 

@@ -62,7 +62,8 @@ def test_dialect_instructions():
 
 
 def test_memory_budget_trims_oldest_turns_and_keeps_system():
-    memory = ConversationMemory(persona='你是机器人。', reply_style='dialect', token_budget=120)
+    memory = ConversationMemory(persona='你是机器人。', reply_style='dialect', token_budget=300,
+                                trim_ratio=1.0)
     memory.set_dialect('yue')
     for i in range(10):
         memory.add_user('问题%d：今天天气好吗' % i)
@@ -70,12 +71,13 @@ def test_memory_budget_trims_oldest_turns_and_keeps_system():
     memory.add_user('最后的问题')
     messages = memory.messages()
     assert messages[0]['role'] == 'system'
-    assert '你是机器人。' in messages[0]['content'] and '粤语' in messages[0]['content']
+    assert messages[0] == {'role': 'system', 'content': '你是机器人。'}
     assert messages[-1] == {'role': 'user', 'content': '最后的问题'}
-    assert messages[1]['role'] == 'user'  # never starts with an orphan assistant reply
+    assert messages[-2]['role'] == 'system' and '粤语' in messages[-2]['content']
+    assert messages[2]['role'] == 'user'  # never starts with an orphan assistant reply
     assert '问题0' not in str(messages) and '问题9' in str(messages)
     total = sum(len(m['content']) + 5 for m in messages)
-    assert total <= 120
+    assert total <= 300
     assert len(memory.messages(reserve_tokens=60)) < len(messages)
 
 
@@ -150,12 +152,12 @@ def test_default_persona_brings_example_turns():
     assert memory.turns == [{'role': 'user', 'content': '现在几点了？'}]  # not history
     custom = ConversationMemory(persona='你是机器人。')
     custom.add_user('你好')
-    assert len(custom.messages()) == 2
-    tight = ConversationMemory(token_budget=330)  # examples count against the budget
+    assert len(custom.messages()) == 3  # system, the turn's instruction, the user turn
+    tight = ConversationMemory(token_budget=420, trim_ratio=1.0)  # examples count too
     for i in range(6):
         tight.add_user('问题%d' % i)
         tight.commit_assistant('回答%d' % i)
     tight.add_user('最后')
     kept = tight.messages()
-    assert sum(len(m['content']) + 5 for m in kept) <= 330 and kept[-1]['content'] == '最后'
+    assert sum(len(m['content']) + 5 for m in kept) <= 420 and kept[-1]['content'] == '最后'
     assert '问题0' not in str(kept) and '问题5' in str(kept)

@@ -6,6 +6,16 @@ assistant turn is committed with what was actually *spoken*: :meth:`commit_assis
 stores ``spoken_text`` (think blocks removed), never the unspoken rest of the generation.
 Old turns are dropped, oldest first and a user/assistant pair at a time, until the system
 prompt plus history fit ``token_budget`` tokens as counted by the backend's tokenizer.
+
+Prompt layout for KV-cache reuse: the system prompt is the persona only, so it never
+changes.  The reply-style/dialect instruction of each user turn is a system message placed
+right before that user message, fixed when the turn is added: the next turn's prompt then
+starts with the previous prompt and reply, whatever the next dialect label is, and the
+engine prefills only the new tail.  User turns that got no reply (superseded before
+anything was spoken) are merged into one message keeping the newest ``merge_unanswered``
+utterances, so history does not grow with unanswered turns.  When the budget is exceeded,
+old turns are dropped down to ``trim_ratio`` of it, so the prefix then stays stable for a
+few turns instead of shifting (and being prefilled again) on every turn.
 """
 from __future__ import annotations
 
@@ -77,12 +87,16 @@ class ConversationMemory:
                  token_budget: int = 2048,
                  count_tokens: Optional[Callable[[str], int]] = None,
                  max_turns: int = 0,
-                 examples: Optional[Sequence[Tuple[str, str]]] = None) -> None:
+                 examples: Optional[Sequence[Tuple[str, str]]] = None,
+                 merge_unanswered: int = 2, trim_ratio: float = 0.75) -> None:
         """
         ``examples``: (user, assistant) pairs sent after the system prompt on every turn.
 
         ``None`` means :data:`DEFAULT_EXAMPLES` with the default persona and none with a
-        custom one (they speak as the default persona).
+        custom one (they speak as the default persona).  ``merge_unanswered``: consecutive
+        user turns without a reply become one message of the newest this many utterances
+        (1 = only the newest).  ``trim_ratio``: an over-budget history is cut down to this
+        fraction of the budget (1.0 = just under it).
         """
         dialect_instruction(reply_style, None)  # validates reply_style
         if examples is None:
@@ -92,6 +106,8 @@ class ConversationMemory:
         self.reply_style = reply_style
         self.token_budget = int(token_budget)
         self.max_turns = int(max_turns)
+        self.merge_unanswered = max(1, int(merge_unanswered))
+        self.trim_ratio = min(1.0, max(0.0, float(trim_ratio)))
         self._count = count_tokens or (lambda text: max(1, len(text)))
         self._turns: List[Dict[str, str]] = []
         self._dialect: Optional[str] = None
@@ -106,15 +122,33 @@ class ConversationMemory:
             self._dialect = dialect
 
     def system_prompt(self) -> str:
+        """Return the persona: constant, so the cached prompt prefix survives every turn."""
+        return self.persona.strip()
+
+    def instruction(self) -> str:
+        """Reply-style/dialect instruction for the latest dialect label."""
         with self._lock:
             dialect = self._dialect
-        parts = [p for p in (self.persona.strip(),
-                             dialect_instruction(self.reply_style, dialect)) if p]
-        return '\n'.join(parts)
+        return dialect_instruction(self.reply_style, dialect)
 
     def add_user(self, text: str) -> None:
+        """
+        Add a user turn with the current instruction.
+
+        If the previous turn is a user turn too (it got no reply), the two are merged,
+        keeping the newest ``merge_unanswered`` utterances and the newer instruction.
+        """
+        instruction = self.instruction()
         with self._lock:
-            self._turns.append({'role': 'user', 'content': text})
+            last = self._turns[-1] if self._turns else None
+            if last is not None and last['role'] == 'user':
+                pieces = (last.get('pieces') or [last['content']]) + [text]
+                pieces = pieces[-self.merge_unanswered:]
+                self._turns[-1] = {'role': 'user', 'content': '\n'.join(pieces),
+                                   'pieces': pieces, 'instruction': instruction}
+                return
+            self._turns.append({'role': 'user', 'content': text, 'pieces': [text],
+                                'instruction': instruction})
 
     def commit_assistant(self, spoken_text: str) -> None:
         """
@@ -145,20 +179,31 @@ class ConversationMemory:
 
     @property
     def turns(self) -> List[Dict[str, str]]:
+        """User and assistant turns as role/content dicts (instructions left out)."""
         with self._lock:
-            return [dict(t) for t in self._turns]
+            return [{'role': t['role'], 'content': t['content']} for t in self._turns]
 
-    def _tokens(self, message: Dict[str, str]) -> int:
-        return self._count(message['content']) + self._WRAP_TOKENS
+    def _tokens(self, message: Dict) -> int:
+        size = self._count(message['content']) + self._WRAP_TOKENS
+        if message.get('instruction'):
+            size += self._count(message['instruction']) + self._WRAP_TOKENS
+        return size
+
+    @staticmethod
+    def _render(turn: Dict) -> List[Dict[str, str]]:
+        out = [{'role': 'system', 'content': turn['instruction']}] \
+            if turn.get('instruction') else []
+        return out + [{'role': turn['role'], 'content': turn['content']}]
 
     def messages(self, reserve_tokens: int = 0) -> List[Dict[str, str]]:
         """
         System message, example turns, then the newest turns that fit the budget.
 
-        The budget is ``token_budget - reserve_tokens``, system prompt and examples included.
-
-        The oldest turns are dropped permanently (whole user/assistant groups, so history
-        never starts with an orphan assistant reply); the newest user turn is always kept.
+        Each user turn comes after a system message with its instruction.  The budget is
+        ``token_budget - reserve_tokens``, system prompt, examples and instructions
+        included.  The oldest turns are dropped permanently (whole user/assistant groups,
+        so history never starts with an orphan assistant reply), down to ``trim_ratio`` of
+        the budget once it is exceeded; the newest user turn is always kept.
         """
         system = {'role': 'system', 'content': self.system_prompt()}
         shots: List[Dict[str, str]] = []
@@ -174,11 +219,13 @@ class ConversationMemory:
                 if len(users) > self.max_turns:
                     del turns[:users[-self.max_turns]]
             sizes = [self._tokens(t) for t in turns]
-            while len(turns) > 1 and sum(sizes) > budget:
+            target = budget if sum(sizes) <= budget else int(budget * self.trim_ratio)
+            while len(turns) > 1 and sum(sizes) > target:
                 # Drop the oldest group: one user turn and any assistant turns after it.
                 cut = 1
                 while cut < len(turns) - 1 and turns[cut]['role'] != 'user':
                     cut += 1
                 del turns[:cut]
                 del sizes[:cut]
-            return [system] + shots + [dict(t) for t in turns]
+            history = [m for t in turns for m in self._render(t)]
+            return [system] + shots + history

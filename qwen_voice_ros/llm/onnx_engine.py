@@ -332,7 +332,7 @@ class OnnxCausalLM:
         """
         Bring the cache to ``prompt_ids`` (reusing a shared prefix); return last logits.
 
-        Feeds ``prefill_chunk`` tokens at a time; between chunks ``interrupted()`` may
+        Feeds ``prefill_chunk`` tokens at a time; before each chunk ``interrupted()`` may
         return a reason, and then the prefill stops (``last_stats['stop_reason']``) and
         returns None, leaving the chunks fed so far in the cache.
         """
@@ -350,7 +350,7 @@ class OnnxCausalLM:
         logits = None
         chunk = self.prefill_chunk
         for start in range(0, len(rest), chunk):
-            reason = interrupted() if (interrupted is not None and start > 0) else None
+            reason = interrupted() if interrupted is not None else None
             if reason:
                 self.last_stats['stop_reason'] = reason
                 return None
