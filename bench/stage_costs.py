@@ -7,9 +7,10 @@ What each stage of a spoken turn costs, in wall time *and* CPU time, in one proc
 On a shared machine wall times grow with everyone else's load; the CPU time a stage burns
 does not (much).  For each request of a speech bag (``bench/make_speech_bag.py``) this runs the
 offline packs the stack uses: Whisper-base (greedy, no temperature fallback) on the request's
-audio, the LLM from the prompt to the first streamed sentence (the sentence splitter the llm
-node uses), and Kokoro on that first sentence.  It prints per stage the median wall time and
-the median CPU time (user + system of this process), and the machine's load average.
+audio, the LLM from the prompt to the first streamed sentence (the llm node's sentence
+splitter, with the e2e runs' ``first_min_chars`` 4), and Kokoro on that first sentence.  It
+prints per stage the median wall time and the median CPU time (user + system of this
+process), and the machine's load average.
 """
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument('bag')
     parser.add_argument('--llm-model-dir', default=os.environ.get('QWEN_VOICE_LLM_DIR', ''))
     parser.add_argument('--max-new-tokens', type=int, default=48)
+    parser.add_argument('--first-min-chars', type=int, default=4,
+                        help='the llm node\'s first_min_chars (shortest first clause)')
     parser.add_argument('--threads', type=int, default=1,
                         help='threads of each engine (ASR, LLM, TTS; 0 = their defaults)')
     parser.add_argument('--json', action='store_true')
@@ -87,7 +90,7 @@ def main(argv=None) -> int:
         if llm is not None:
             memory = ConversationMemory(count_tokens=llm.count_tokens)
             memory.add_user(text)
-            splitter = SentenceSplitter(first_min_chars=6)
+            splitter = SentenceSplitter(first_min_chars=args.first_min_chars)
             wall, cpu = time.monotonic(), cpu_s()
             first_token = None
             sentence = ''
