@@ -14,7 +14,7 @@ import time
 from typing import List, Tuple
 
 
-def _read_rows(path: str) -> List[Tuple[str, str]]:
+def _read_rows(path: str, key: str = 'text') -> List[Tuple[str, str]]:
     rows = []
     with open(path, encoding='utf-8') as handle:
         for lineno, line in enumerate(handle, 1):
@@ -26,11 +26,11 @@ def _read_rows(path: str) -> List[Tuple[str, str]]:
             except ValueError:
                 print('warning: %s:%d is not JSON, skipped' % (path, lineno), file=sys.stderr)
                 continue
-            if not isinstance(row, dict) or 'text' not in row or 'label' not in row:
-                print('warning: %s:%d lacks text/label, skipped' % (path, lineno),
+            if not isinstance(row, dict) or key not in row or 'label' not in row:
+                print('warning: %s:%d lacks %s/label, skipped' % (path, lineno, key),
                       file=sys.stderr)
                 continue
-            rows.append((str(row['text']), str(row['label'])))
+            rows.append((str(row[key]), str(row['label'])))
     return rows
 
 
@@ -59,6 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument('--model-path', default='', help='fast-stage .npz (default: shipped)')
     parser.add_argument('--model-dir', default='', help='ONNX Qwen export for llm/hybrid')
     parser.add_argument('--llm-threshold', type=float, default=0.6)
+    parser.add_argument('--text-key', default='text',
+                        help='field holding the text to classify, e.g. asr_text for the '
+                             'transcripts of scripts/make_asr_dialect_data.py')
     parser.add_argument('--asr-like', action='store_true',
                         help='evaluate on an ASR-like version of the text (no punctuation, '
                              'dialect-only characters in Mandarin form)')
@@ -70,9 +73,10 @@ def main(argv=None) -> int:
     if not os.path.isfile(args.data):
         print('error: no such file %s' % args.data, file=sys.stderr)
         return 2
-    rows = _read_rows(args.data)
+    rows = _read_rows(args.data, args.text_key)
     if not rows:
-        print('error: no rows with "text" and "label" in %s' % args.data, file=sys.stderr)
+        print('error: no rows with "%s" and "label" in %s' % (args.text_key, args.data),
+              file=sys.stderr)
         return 2
     scorer = None
     if args.stage in ('llm', 'hybrid'):
