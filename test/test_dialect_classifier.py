@@ -179,3 +179,18 @@ def test_eval_cli_json(tmp_path, capsys):
     assert main(['--data', str(data), '--stage', 'markers', '--asr-like']) == 0
     assert main(['--data', str(data), '--stage', 'llm']) == 2
     assert main(['--data', str(data), '--stage', 'hybrid', '--model-dir', str(tmp_path)]) == 2
+
+
+def test_eval_cli_text_key_scores_transcripts(tmp_path, capsys):
+    from qwen_voice_ros.dialect.eval_cli import main
+    data = tmp_path / 'asr.jsonl'
+    rows = [{'text': '侬好伐', 'asr_text': '你好', 'label': 'shanghainese'},
+            {'text': '今天天气很好', 'asr_text': '今天天气很好', 'label': 'mandarin'},
+            {'text': '没有转写'}]
+    data.write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in rows) + '\n',
+                    encoding='utf-8')
+    assert main(['--data', str(data), '--text-key', 'asr_text', '--json']) == 0
+    out = capsys.readouterr()
+    summary = json.loads(out.out.strip().splitlines()[-1])
+    assert summary['n'] == 2 and 'lacks asr_text/label' in out.err
+    assert main(['--data', str(data), '--text-key', 'nothing']) == 2
