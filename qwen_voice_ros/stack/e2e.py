@@ -24,6 +24,11 @@ from typing import Any, Dict, List, Optional, Sequence
 from qwen_voice_ros.replay import bags
 
 
+# What a --clock run records, and waits for a publisher on before playing (see run()).
+SIM_RECORD_TOPICS = ('voice/events', '/diagnostics', 'transcript', 'dialect', 'reply_sentence',
+                     'reply', 'tts/audio')
+
+
 def bag_audio_duration_s(bag: str, audio_topic: str) -> float:
     infos = {i.topic: i for i in bags.topic_infos(bag)}
     if bags.normalize_topic(audio_topic) not in infos:
@@ -136,9 +141,10 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
         procs.append(subprocess.Popen([py, '-m', 'qwen_voice_ros.stack.monitor']))
     try:
         started = time.monotonic()
-        late = demo.wait_until_settled(demo.node_fqns(args), ready_timeout_s)
-        waiting = '; still starting: ' + ', '.join(late) if late else ''
-        log('[e2e] stack ready in %.1f s%s' % (time.monotonic() - started, waiting))
+        if not sim_time:
+            late = demo.wait_until_settled(demo.node_fqns(args), ready_timeout_s)
+            waiting = '; still starting: ' + ', '.join(late) if late else ''
+            log('[e2e] stack ready in %.1f s%s' % (time.monotonic() - started, waiting))
         log('[e2e] playing %s (%.1f s of audio on %s)%s' % (
             bag, audio_s, bags.normalize_topic(audio_topic), ' with --clock' if sim_time
             else ''))
@@ -146,7 +152,11 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
                   info_topic, '--record', recorded, '--tail-s', str(tail_s),
                   '--wait-for-subscribers', '1', '--wait-subscribers-s', '20']
         if sim_time:
-            replay += ['--clock', '100']
+            # Nodes on use_sim_time stand still until /clock ticks (not even autostart runs):
+            # the replay ticks it at the bag's start while it waits for every stage's output
+            # topic to have a publisher (each node creates them once configured).
+            replay += ['--clock', '100', '--wait-subscribers-s', str(ready_timeout_s),
+                       '--record-topics'] + list(SIM_RECORD_TOPICS)
         code = subprocess.call(replay, stdout=subprocess.DEVNULL)
         if code != 0:
             log('[e2e] qwen-voice-replay exited with %d' % code)
