@@ -94,6 +94,42 @@ def test_cancel_from_another_thread_during_prefill(onnx_dir):
     assert len(calls) * 4 < len(prompt)
 
 
+def test_terminated_chunk_leaves_the_cache_intact(onnx_dir):
+    import onnxruntime as ort
+    from qwen_voice_ros.llm import onnx_engine
+    engine = _engine(onnx_dir, prefill_chunk=8)
+    prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': LONG_TEXT}])
+    engine.generate(prompt[:20], _options(1), stop_token_ids=())
+    cached = engine.cached_ids
+    engine._run_options = ort.RunOptions()
+    engine._run_options.terminate = True  # what the watcher does when the cancel comes
+    with pytest.raises(onnx_engine._Terminated):
+        engine._forward(prompt[len(cached):len(cached) + 8])
+    engine._run_options = None
+    assert engine.cached_ids == cached
+    assert engine.generate(prompt, _options(), stop_token_ids=()) == \
+        _engine(onnx_dir, prefill_chunk=0).generate(prompt, _options(), stop_token_ids=())
+    assert engine.last_stats['reused_tokens'] == len(cached)
+
+
+def test_cancel_watcher_sets_terminate_and_stops():
+    from qwen_voice_ros.llm.onnx_engine import _CancelWatcher
+
+    class Options:
+        terminate = False
+    cancel = threading.Event()
+    watcher = _CancelWatcher(cancel, Options(), poll_s=0.005)
+    time.sleep(0.03)
+    assert watcher.run_options.terminate is False
+    cancel.set()
+    watcher._thread.join(2.0)
+    assert watcher.run_options.terminate is True and not watcher._thread.is_alive()
+    idle = _CancelWatcher(threading.Event(), Options(), poll_s=0.005)
+    idle.stop()
+    idle._thread.join(2.0)
+    assert not idle._thread.is_alive() and idle.run_options.terminate is False
+
+
 def test_deadline_is_checked_between_prefill_chunks(onnx_dir):
     engine = _engine(onnx_dir, prefill_chunk=8)
     prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': LONG_TEXT}])

@@ -77,6 +77,37 @@ def physical_cores() -> int:
     return max(1, available)
 
 
+class _Terminated(Exception):
+    """A run stopped by its RunOptions' terminate flag (the cache is left as it was)."""
+
+
+class _CancelWatcher:
+    """
+    Set ``run_options.terminate`` once ``cancel`` is set, until :meth:`stop`.
+
+    ONNX Runtime checks the flag between graph nodes, so a cancel stops a long prefill
+    chunk within one node instead of at the end of the chunk.
+    """
+
+    def __init__(self, cancel: threading.Event, run_options, poll_s: float = 0.02) -> None:
+        self.run_options = run_options
+        self._cancel = cancel
+        self._done = threading.Event()
+        self._poll_s = poll_s
+        self._thread = threading.Thread(target=self._watch, name='llm-cancel-watch',
+                                        daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            if self._cancel.wait(self._poll_s):
+                self.run_options.terminate = True
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+
+
 def _load_json(path: Path, required: bool) -> Dict:
     if not path.is_file():
         if required:
@@ -101,8 +132,9 @@ class OnnxCausalLM:
     tokens and sizes the cache buffers.  ``max_prompt`` is the longest chunk fed at once
     (also the TensorRT profile's max).  Prompts are prefilled in chunks of
     ``prefill_chunk`` tokens (at most ``max_prompt``; 0 = ``max_prompt``) with a cancel and
-    deadline check between chunks, so a cancelled turn frees the engine within one chunk;
-    the chunks already fed stay cached and the next prompt reuses them.
+    deadline check between chunks, so a cancelled turn frees the engine within one chunk
+    (a cancel also stops the chunk in flight, through ONNX Runtime's terminate flag); the
+    chunks already fed stay cached and the next prompt reuses them.
     Not thread-safe: one generation at a time (starting a new one ends the previous one).
     """
 
@@ -203,6 +235,7 @@ class OnnxCausalLM:
         self._allocate()
         self._cached: List[int] = []   # token ids whose keys/values sit in the cache
         self._owner = None              # the generation currently allowed to step
+        self._run_options = None        # RunOptions of the prefill in progress (terminate)
         self.last_stats: Dict[str, object] = {}
 
     # -- buffers --------------------------------------------------------------------------
@@ -316,9 +349,17 @@ class OnnxCausalLM:
             np.empty((1, rows, self.vocab_size), dtype=self.logits_dtype)
         io.bind_output('logits', 'cpu', 0, self.logits_dtype, [1, rows, self.vocab_size],
                        logits.ctypes.data)
+        run_options = self._run_options
         try:
-            self.session.run_with_iobinding(io)
+            if run_options is None:
+                self.session.run_with_iobinding(io)
+            else:
+                self.session.run_with_iobinding(io, run_options)
         except Exception as exc:
+            if run_options is not None and run_options.terminate:
+                # Outputs went to the other buffer set and were not swapped in: the cache
+                # still holds exactly self._cached.
+                raise _Terminated() from exc
             self.reset()
             raise LLMError('decoder step failed: %s' % exc) from exc
         self._cur = 1 - self._cur
@@ -354,7 +395,12 @@ class OnnxCausalLM:
             if reason:
                 self.last_stats['stop_reason'] = reason
                 return None
-            logits = self._forward(rest[start:start + chunk])
+            try:
+                logits = self._forward(rest[start:start + chunk])
+            except _Terminated:
+                self.last_stats['stop_reason'] = \
+                    (interrupted() if interrupted is not None else None) or 'cancelled'
+                return None
         return np.array(logits[-1], dtype=np.float32)
 
     # -- public API -----------------------------------------------------------------------
@@ -374,8 +420,9 @@ class OnnxCausalLM:
         Stops on a stop id (default <|im_end|>, <|endoftext|> and generation_config's
         eos), ``options.max_new_tokens``, a full context, ``deadline`` (time.monotonic),
         or ``cancel`` — checked between prefill chunks and before every decode step, so at
-        most the chunk or step in flight finishes.  ``last_stats`` tells why it stopped and
-        how long it took.
+        most the decode step in flight finishes; a prefill chunk in flight is stopped by
+        ONNX Runtime's terminate flag (a watcher thread sets it when ``cancel`` is set).
+        ``last_stats`` tells why it stopped and how long it took.
         """
         options = options or GenerationOptions()
         prompt_ids = [int(i) for i in prompt_ids]
@@ -402,7 +449,16 @@ class OnnxCausalLM:
             return reason
 
         start = time.perf_counter()
-        logits = self._prefill(prompt_ids, prefill_interrupted)
+        # A cancel also stops the chunk in flight (RunOptions.terminate), not only the next.
+        watcher = _CancelWatcher(cancel, self._ort.RunOptions()) if cancel is not None \
+            else None
+        self._run_options = watcher.run_options if watcher is not None else None
+        try:
+            logits = self._prefill(prompt_ids, prefill_interrupted)
+        finally:
+            self._run_options = None
+            if watcher is not None:
+                watcher.stop()
         stats['prefill_s'] = time.perf_counter() - start
         if logits is None:  # cancelled between prefill chunks; stop_reason is set
             stats['decode_s'] = 0.0
