@@ -34,8 +34,12 @@ def test_fused_graph_matches_transformers(arch):
     fused = tiny_models.fused_onnx_model(hf_dir, 'fp32')
     ops = count_ops(fused / 'model.onnx')
     assert ops.get('GroupQueryAttention') == 2 and ops.get('SkipSimplifiedLayerNormalization')
-    plain_nodes = sum(count_ops(tiny_models.export_onnx(hf_dir) / 'model.onnx').values())
-    assert sum(ops.values()) * 3 < plain_nodes
+    plain = tiny_models.export_onnx(hf_dir) / 'model.onnx'
+    assert sum(ops.values()) * 3 < sum(count_ops(plain).values())
+    from qwen_voice_ros.llm.kernel_count import kernels_per_decode_step
+    fused_step = kernels_per_decode_step(fused / 'model.onnx')
+    assert fused_step['by_op']['GroupQueryAttention'] == 2
+    assert fused_step['kernels'] * 3 < kernels_per_decode_step(plain)['kernels']
     reference = transformers.AutoModelForCausalLM.from_pretrained(str(hf_dir)).eval()
     engine = OnnxCausalLM(fused, max_context=512)
     assert not engine.has_position_ids and engine.last_logits_only
