@@ -205,10 +205,11 @@ class KokoroTTS(TTSBackend):
     """Kokoro ONNX backend: Mandarin (no Cantonese: that goes to espeak ``yue``)."""
 
     name = 'kokoro'
-    dialects = ('mandarin', 'northeastern', 'sichuanese', 'shanghainese', 'hokkien',
-                'hakka', 'wu')
+    # Every dialect label but Cantonese: a dialect reply is read with Mandarin sounds.
+    dialects = ('mandarin', 'sichuanese', 'shanghainese', 'northeastern', 'henan', 'hunan',
+                'shaanxi')
     PARAMS = (
-        Param('voice', 'jf_alpha', 'shipped voice vector, or a blend "jf_alpha:0.6,jm_kumo:0.4" '
+        Param('voice', 'jm_kumo', 'shipped voice vector, or a blend "jf_alpha:0.6,jm_kumo:0.4" '
               '(a voice profile, when set, replaces it with the matched blend)'),
         Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
         Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores)', min=0, max=256),
@@ -220,7 +221,7 @@ class KokoroTTS(TTSBackend):
               '~/.cache/qwen_voice_ros/voices'),
     )
 
-    def __init__(self, voice: str = 'jf_alpha', speed: float = 1.0, threads: int = 0,
+    def __init__(self, voice: str = 'jm_kumo', speed: float = 1.0, threads: int = 0,
                  model_path: str = '', voices_path: str = '', match_tries: int = 24,
                  cache_dir: str = ''):
         self.voice = voice
@@ -364,7 +365,7 @@ def trim(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.
 _DEFAULT: Optional[KokoroTTS] = None
 
 
-def synthesize(text: str, voice: str = 'jf_alpha', speed: float = 1.0) -> Speech:
+def synthesize(text: str, voice: str = 'jm_kumo', speed: float = 1.0) -> Speech:
     """Plain function without ROS: Chinese text -> Speech (float32, 24 kHz)."""
     global _DEFAULT
     if _DEFAULT is None:
