@@ -147,3 +147,42 @@ def make_request_bag(path, requests: Sequence[Tuple[str, str]] = REQUESTS,
         json.dump(truth, f, ensure_ascii=False, indent=1)
     truth['path'] = truth_path
     return truth
+
+
+def write_info_bag(path, info_topic: str = 'audio_info', storage: str = 'sqlite3',
+                   start_ns: int = bags.DEFAULT_START_NS, distro: str = 'jazzy') -> None:
+    """Write a bag holding only the latched AudioInfo (primes the format, records)."""
+    store = bags.get_typestore(distro)
+    info = store.types[INFO_TYPE](channels=1, sample_rate=RATE, sample_format='S16LE',
+                                  bitrate=RATE * 16, coding_format='WAVE')
+    with bags.BagRecorder(str(path), storage=storage, distro=distro) as bag:
+        bag.add_topic(info_topic, INFO_TYPE, latched=True)
+        bag.write(info_topic, start_ns, bags.serialize(info, INFO_TYPE, distro))
+
+
+def make_turn_bags(folder, requests: Sequence[Tuple[str, str]] = DEMO_REQUESTS,
+                   tts: str = 'kokoro', voices: Sequence[str] = ('jf_alpha', 'jm_kumo'),
+                   progress=None) -> Dict[str, Any]:
+    """
+    Voice each request into its own bag (``request_NN``), plus ``format`` (AudioInfo only).
+
+    For playing requests one at a time (the demo).  ``truth.json`` lists the requests without
+    bag timing (each bag starts at its own time).  Returns the truth dict with ``bags``.
+    """
+    os.makedirs(str(folder), exist_ok=True)
+    write_info_bag(os.path.join(str(folder), 'format'))
+    paths = []
+    for i, (text, _label) in enumerate(requests):
+        if progress:
+            progress('voicing %d/%d (%s): %s' % (i + 1, len(requests), tts, text))
+        clip = voice(text, tts, voices[i % len(voices)] if tts == 'kokoro' else '')
+        path = os.path.join(str(folder), 'request_%02d' % (i + 1))
+        write_speech_bag(path, [clip], lead_s=0.3, tail_s=2.0)
+        paths.append(path)
+    truth = {'format': 'qwen_voice_ros/truth/v1', 'tts': tts,
+             'turns': [{'transcript': text, 'dialect': label} for text, label in requests]}
+    truth_path = os.path.join(str(folder), 'truth.json')
+    with open(truth_path, 'w', encoding='utf-8') as f:
+        json.dump(truth, f, ensure_ascii=False, indent=1)
+    truth.update(path=truth_path, bags=paths, format_bag=os.path.join(str(folder), 'format'))
+    return truth

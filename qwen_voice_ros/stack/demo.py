@@ -122,18 +122,24 @@ def run_spoken(args) -> int:
     bag = os.path.join(work, 'spoken_requests')
     requests = list(speech_bag.DEMO_REQUESTS)
     print('[demo] voicing %d requests with %s into %s' % (len(requests), tts, bag), flush=True)
-    truth = speech_bag.make_request_bag(
-        bag, requests, tts=tts, truth_path=os.path.join(bag, 'truth.json'),
-        gap_s=args.gap_s, progress=lambda text: print('[demo] ' + text, flush=True))
+    progress = lambda text: print('[demo] ' + text, flush=True)  # noqa: E731
+    turn_bags = []
+    if args.gap_s is None:  # one request at a time, each after the previous reply
+        truth = speech_bag.make_turn_bags(bag, requests, tts=tts, progress=progress)
+        bag, turn_bags = truth['format_bag'], truth['bags']
+    else:  # one bag, requests a fixed gap apart (a newer request may cut a slow reply)
+        truth = speech_bag.make_request_bag(bag, requests, tts=tts, gap_s=args.gap_s,
+                                            truth_path=os.path.join(bag, 'truth.json'),
+                                            progress=progress)
     report = e2e.run(bag, os.path.join(work, 'run'), llm_model_dir=args.llm_model_dir,
                      tts=args.tts, max_new_tokens=args.max_new_tokens, tail_s=args.tail_s,
                      monitor=True, ready_timeout_s=args.ready_timeout_s,
                      stack_args=args.stack_args, truth=truth['path'],
-                     log=lambda text: print(text, flush=True))
+                     log=lambda text: print(text, flush=True), turn_bags=turn_bags)
     print('\n' + turn_report.format_report(report), flush=True)
     wavs = e2e.reply_wavs(report['wav_dir'], [r['turn_id'] for r in report['rows']], work)
     print_turns(report, truth['turns'], wavs)
-    print('output: %s (spoken_requests bag + truth.json, run/recorded bag, run/report.json, '
+    print('output: %s (spoken_requests + truth.json, run/recorded bag, run/report.json, '
           'reply_NN.wav)' % work, flush=True)
     return 0 if report['answered_turns'] else 1
 
@@ -148,7 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument('--tts', default='kokoro', help='the stack\'s tts backend')
     # A new turn is a barge-in: leave each reply time to be generated and spoken.
     parser.add_argument('--gap-s', type=float, default=None,
-                        help='seconds between turns (default 15 typed, 10 spoken)')
+                        help='seconds between turns (typed: default 15; spoken: default none = '
+                             'each request once the previous reply has played)')
     parser.add_argument('--tail-s', type=float, default=None,
                         help='seconds recorded after the last turn (default 15 typed, 25 spoken)')
     parser.add_argument('--max-new-tokens', type=int, default=None,
@@ -159,7 +166,7 @@ def main(argv=None) -> int:
                         help='passed to qwen-voice-stack (e.g. llm_backend:=openai_http)')
     args = parser.parse_args(argv)
     typed = {'gap_s': 15.0, 'tail_s': 15.0, 'max_new_tokens': 64}
-    spoken = {'gap_s': 10.0, 'tail_s': 25.0, 'max_new_tokens': 48}
+    spoken = {'tail_s': 25.0, 'max_new_tokens': 48}
     for key, value in (typed if args.typed else spoken).items():
         if getattr(args, key) is None:
             setattr(args, key, value)

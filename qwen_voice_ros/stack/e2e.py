@@ -108,8 +108,16 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
         sim_time: bool = False, monitor: bool = False, ready_timeout_s: float = 600.0,
         min_silence_ms: int = 0, stack_args: Sequence[str] = (), truth: Optional[str] = None,
         extra_params: Optional[Dict[str, Dict[str, Any]]] = None,
-        log=print) -> Dict[str, Any]:
-    """Run the stack on ``bag`` and return the turn report (also written to out_dir)."""
+        log=print, turn_bags: Sequence[str] = (), turn_timeout_s: float = 120.0
+        ) -> Dict[str, Any]:
+    """
+    Run the stack on ``bag`` and return the turn report (also written to out_dir).
+
+    With ``turn_bags`` (one request each), ``bag`` only primes the format (its AudioInfo) and
+    records; the requests are played one at a time, each once the previous turn ended (its
+    reply played, or an error / cancel, or ``turn_timeout_s``): every request gets answered
+    however slow the machine, which a fixed gap cannot promise (the demo).
+    """
     from qwen_voice_ros.replay import turn_report
     from qwen_voice_ros.stack import demo
 
@@ -120,7 +128,8 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
     recorded = os.path.join(out_dir, 'recorded')
     if os.path.exists(recorded):
         raise ValueError('%s exists: use a new output folder' % recorded)
-    audio_s = bag_audio_duration_s(bag, audio_topic)
+    audio_s = sum(bag_audio_duration_s(b, audio_topic) for b in turn_bags) if turn_bags \
+        else bag_audio_duration_s(bag, audio_topic)
     params = stack_params(audio_topic, info_topic, wav_dir, asr_dir or asr_model_dir(),
                           llm_model_dir, tts, max_new_tokens, min_silence_ms)
     for node, values in (extra_params or {}).items():
@@ -145,11 +154,13 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
             late = demo.wait_until_settled(demo.node_fqns(args), ready_timeout_s)
             waiting = '; still starting: ' + ', '.join(late) if late else ''
             log('[e2e] stack ready in %.1f s%s' % (time.monotonic() - started, waiting))
+        what = '%d requests one at a time' % len(turn_bags) if turn_bags else bag
         log('[e2e] playing %s (%.1f s of audio on %s)%s' % (
-            bag, audio_s, bags.normalize_topic(audio_topic), ' with --clock' if sim_time
+            what, audio_s, bags.normalize_topic(audio_topic), ' with --clock' if sim_time
             else ''))
-        replay = [py, '-m', 'qwen_voice_ros.replay.cli', bag, '--topics', audio_topic,
-                  info_topic, '--record', recorded, '--tail-s', str(tail_s),
+        played = [info_topic] if turn_bags else [audio_topic, info_topic]
+        replay = [py, '-m', 'qwen_voice_ros.replay.cli', bag, '--topics'] + played + [
+                  '--record', recorded, '--tail-s', str(tail_s),
                   '--wait-for-subscribers', '1', '--wait-subscribers-s', '20']
         if sim_time:
             # Nodes on use_sim_time stand still until /clock ticks (not even autostart runs):
@@ -157,7 +168,17 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
             # topic to have a publisher (each node creates them once configured).
             replay += ['--clock', '100', '--wait-subscribers-s', str(ready_timeout_s),
                        '--record-topics'] + list(SIM_RECORD_TOPICS)
-        code = subprocess.call(replay, stdout=subprocess.DEVNULL)
+        if turn_bags:
+            replay[replay.index('--tail-s') + 1] = str(24 * 3600)
+            recorder = subprocess.Popen(replay, stdout=subprocess.DEVNULL)
+            try:
+                play_one_by_one(turn_bags, audio_topic, turn_timeout_s, tail_s, log)
+            finally:
+                recorder.send_signal(2)  # the recording is closed on SIGINT
+                recorder.wait(timeout=60)
+            code = 0
+        else:
+            code = subprocess.call(replay, stdout=subprocess.DEVNULL)
         if code != 0:
             log('[e2e] qwen-voice-replay exited with %d' % code)
     finally:
@@ -177,6 +198,100 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
     with open(os.path.join(out_dir, 'report.json'), 'w', encoding='utf-8') as f:
         json.dump(report, f, ensure_ascii=False, indent=1)
     return report
+
+
+class EventWatcher(object):
+    """Collect ``voice/events`` in a thread of this process (own rclpy context)."""
+
+    def __init__(self):
+        import threading
+
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+
+        from qwen_voice_ros.core import events as turn_events
+        from qwen_voice_ros.nodes import ros_io
+        self._context = rclpy.Context()
+        rclpy.init(context=self._context)
+        self._node = rclpy.create_node('voice_e2e_watch', context=self._context)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self._node)
+        self.events: List[Dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+        def on_event(msg):
+            try:
+                event = turn_events.decode(msg.data)
+            except turn_events.EventError:
+                return
+            with self._lock:
+                self.events.append(event)
+        self._node.create_subscription(String, 'voice/events', on_event, ros_io.QOS_EVENTS)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while self._running:
+            self._executor.spin_once(timeout_sec=0.1)
+
+    def snapshot(self) -> List[Dict[str, Any]]:
+        with self._lock:
+            return list(self.events)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2.0)
+        self._executor.shutdown()
+        self._node.destroy_node()
+        self._context.try_shutdown()
+
+
+def turn_finished(events: List[Dict[str, Any]]) -> bool:
+    """Tell whether a turn's events show its end: reply fully played, an error or a cancel."""
+    stages = [e['stage'] for e in events]
+    if 'error' in stages or 'cancelled' in stages:
+        return True
+    replies = [e for e in events if e['stage'] == 'reply']
+    if not replies:
+        return False
+    sentences = int(replies[0].get('seq') or 1)
+    return stages.count('playback') >= sentences
+
+
+def play_one_by_one(turn_bags: Sequence[str], audio_topic: str, timeout_s: float,
+                    quiet_s: float, log=print) -> None:
+    """Play each bag, then wait until the turn it started is over (see :func:`run`)."""
+    watcher = EventWatcher()
+    py = sys.executable
+    try:
+        for index, bag in enumerate(turn_bags, 1):
+            known = {e['turn_id'] for e in watcher.snapshot()}
+            log('[e2e] request %d/%d' % (index, len(turn_bags)))
+            subprocess.call([py, '-m', 'qwen_voice_ros.replay.cli', bag, '--topics',
+                             audio_topic, '--wait-for-subscribers', '1'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + timeout_s
+            heard_by = time.monotonic() + max(15.0, quiet_s)
+            while time.monotonic() < deadline:
+                events = watcher.snapshot()
+                new = [e for e in events if e['turn_id'] not in known]
+                ids = [e['turn_id'] for e in new]
+                if not ids and time.monotonic() > heard_by:
+                    log('[e2e] request %d: no turn started (nothing heard)' % index)
+                    break
+                if ids and all(turn_finished([e for e in new if e['turn_id'] == turn])
+                               for turn in set(ids)):
+                    break
+                time.sleep(0.2)
+            else:
+                log('[e2e] request %d: turn not over after %.0f s; next request'
+                    % (index, timeout_s))
+            # The hearing node's half-duplex gate stays raised a moment after playback.
+            time.sleep(1.0)
+    finally:
+        watcher.close()
 
 
 def reply_wavs(wav_dir: str, turn_ids: List[str], out_dir: str) -> Dict[str, str]:
