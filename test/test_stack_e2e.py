@@ -24,3 +24,22 @@ def test_llm_reply_timing():
     assert timing['ttft_s'] == pytest.approx(0.4) and timing['tokens'] == 4
     assert timing['tok_per_s'] == pytest.approx(7.5)
     assert llm_node._timing(1.0, [1.2])['tok_per_s'] is None
+
+
+def test_a_turn_is_over_when_its_reply_has_played_or_it_failed():
+    def ev(stage, **kw):
+        return dict(kw, stage=stage, turn_id='t-1')
+    assert not e2e.turn_finished([ev('utterance'), ev('transcript')])
+    reply = ev('reply', seq=2)
+    assert not e2e.turn_finished([reply, ev('playback_start'), ev('playback')])
+    assert e2e.turn_finished([reply, ev('playback'), ev('playback')])
+    assert e2e.turn_finished([ev('transcript'), ev('error')])
+    assert e2e.turn_finished([ev('transcript'), ev('cancelled')])
+
+
+def test_info_bag_primes_the_format_only(tmp_path):
+    pytest.importorskip('rosbags')
+    from qwen_voice_ros.replay import bags, speech_bag
+    speech_bag.write_info_bag(str(tmp_path / 'format'))
+    infos = bags.topic_infos(str(tmp_path / 'format'))
+    assert [(i.topic, i.count, i.latched) for i in infos] == [('/audio_info', 1, True)]
