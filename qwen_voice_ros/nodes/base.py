@@ -158,6 +158,8 @@ class VoiceNode(LifecycleNode):
                     loop()
                     return
                 except Exception as exc:
+                    if self.events_pub is None and not self.active:
+                        return  # torn down (cleanup/shutdown): the node is gone, not the worker
                     restarts += 1
                     self.counters['worker_restarts'] = \
                         self.counters.get('worker_restarts', 0) + 1
