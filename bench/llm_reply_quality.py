@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -65,6 +64,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     from qwen_voice_ros.llm.base import GenerationOptions
+    from qwen_voice_ros.llm.kernel_count import process_peak_rss_mb
     from qwen_voice_ros.llm.memory import ConversationMemory, DEFAULT_PERSONA
     from qwen_voice_ros.llm.onnx_engine import OnnxChatBackend
 
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         'mean_latency_s': round(sum(latencies) / len(latencies), 3),
         'decode_tok_s': round(tokens / decode_s, 2) if decode_s else None,
         'load_s': round(load_s, 2),
-        'peak_rss_mb': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        'peak_rss_mb': round(process_peak_rss_mb(), 1),
         'load_average': round(os.getloadavg()[0], 2),
     })
     if args.json:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,8 @@ def log(*args) -> None:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from qwen_voice_ros.llm.kernel_count import process_peak_rss_mb
+    return process_peak_rss_mb()
 
 
 # -- preparation -----------------------------------------------------------------------------
@@ -98,7 +98,8 @@ def prompt_ids(model_dir: Path):
     from qwen_voice_ros.llm.tokenizer import QwenTokenizer
     tok = QwenTokenizer(model_dir)
     text = chat_template.render_chat(PROMPT_MESSAGES, add_generation_prompt=True,
-                                     enable_thinking=False, flavor='qwen2')
+                                     enable_thinking=False,
+                                     flavor=chat_template.flavor_for_model_type('qwen2'))
     ids = tok.encode(text)
     return ids, (ids + tok.encode(LONG_TEXT))[:LONG_TOKENS]
 
@@ -248,10 +249,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.no_transformers:
         specs.append(('transformers-fp32', 'transformers', paths['hf']))
     kernels = {}
+    cache_file = CACHE / 'kernels.json'
+    known = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     for name, kind, path in specs:
         if kind == 'ours':
-            log('[bench] counting kernels per decode step: %s' % name)
-            kernels[name] = kernels_per_decode_step(Path(path) / 'model.onnx', threads=threads)
+            graph = Path(path) / 'model.onnx'
+            key = '%s:%s' % (graph, graph.stat().st_mtime)
+            if key not in known:
+                log('[bench] counting kernels per decode step: %s' % name)
+                known[key] = kernels_per_decode_step(graph, threads=threads)
+                cache_file.write_text(json.dumps(known))
+            kernels[name] = known[key]
+            log('[bench] %s: %d kernels per decode step' % (name, kernels[name]['kernels']))
     workers = []
     for name, kind, path in specs:
         log('[bench] starting %s (%s)' % (name, path))

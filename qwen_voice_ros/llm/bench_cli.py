@@ -109,15 +109,16 @@ def prepare_models(layers: int, seed: int = 0) -> Dict[str, Path]:
 
 
 _RSS_PROBE = '''
-import json, resource, sys
+import json, sys
 sys.path.insert(0, sys.argv[1])
 from qwen_voice_ros.llm.base import GenerationOptions
+from qwen_voice_ros.llm.kernel_count import process_peak_rss_mb
 from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
 engine = OnnxCausalLM(sys.argv[2], intra_op_threads=int(sys.argv[3]), max_context=1024,
                       max_prompt=512)
 ids = engine.encode_chat([{'role': 'user', 'content': '你好，请介绍一下你自己。'}])
 engine.generate(ids, GenerationOptions(max_new_tokens=int(sys.argv[4])), stop_token_ids=())
-print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+print(json.dumps({'peak_rss_mb': process_peak_rss_mb()}))
 '''
 
 

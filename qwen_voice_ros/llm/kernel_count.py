@@ -93,3 +93,21 @@ def kernels_per_decode_step(model_path, past: int = 32,
             op = str(event.get('args', {}).get('op_name', '?'))
             by_op[op] = by_op.get(op, 0) + 1
     return {'kernels': sum(by_op.values()), 'by_op': dict(sorted(by_op.items()))}
+
+
+def process_peak_rss_mb() -> float:
+    """
+    Peak resident memory of this process in MB (``VmHWM``).
+
+    Not ``ru_maxrss``: on Linux that survives ``exec``, so a worker started by a big parent
+    would report the parent's peak.
+    """
+    try:
+        with open('/proc/self/status', encoding='ascii') as handle:
+            for line in handle:
+                if line.startswith('VmHWM:'):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
