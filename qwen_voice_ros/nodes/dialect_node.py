@@ -3,8 +3,34 @@ from __future__ import annotations
 
 from std_msgs.msg import String
 
+from qwen_voice_ros.core.params import Param
+from qwen_voice_ros.dialect.markers import DIALECT_LABELS
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
+
+
+PARAMS = (
+    Param('backend', 'fast', 'classifier stage: markers (lexicon only), fast (markers + '
+          'character/pinyin n-gram model, shipped), llm (Qwen scores the 8 labels), hybrid '
+          '(fast, and llm when fast is unsure)', choices=('markers', 'fast', 'llm', 'hybrid')),
+    Param('llm_threshold', 0.6, 'hybrid: fast-stage confidence below which the llm stage '
+          'decides', min=0.0, max=1.0),
+    Param('context_prior', '', "'' or a label the robot's location makes likely, e.g. "
+          'sichuanese for a robot in Chengdu', choices=('',) + DIALECT_LABELS),
+    Param('speaker_smoothing', 0.0, 'weight of the previous turns of the same speaker in the '
+          'label (0 = each turn alone)', min=0.0, max=0.99),
+    Param('model_path', '', "fast stage n-gram model (.npz); '' = the shipped model"),
+    # A second engine next to the llm node's: on a Jetson, whose memory CPU and GPU share,
+    # budget for both or keep this on 'fast'.
+    Param('llm_model_dir', '', 'llm/hybrid: a qwen-voice-export ONNX directory used for scoring'),
+    Param('llm_provider', 'cpu', 'llm/hybrid: ONNX Runtime execution provider',
+          choices=('tensorrt', 'cuda', 'cpu')),
+    # few-shot prompt ~270 tokens + the sentence (cut to <= 1250 characters) + label
+    Param('llm_max_context', 2048, 'llm/hybrid: KV cache length in tokens', min=512,
+          max=32768),
+    Param('input_topic', 'transcript', 'text to classify (std_msgs/String)'),
+    Param('output_topic', 'dialect', 'label out (std_msgs/String; scores travel as an event)'),
+)
 
 
 class DialectNode(VoiceNode):
@@ -14,19 +40,7 @@ class DialectNode(VoiceNode):
         super().__init__('dialect')
 
     def declare(self):
-        self.declare_parameter('backend', 'fast')        # markers | fast | llm | hybrid
-        self.declare_parameter('llm_threshold', 0.6)
-        self.declare_parameter('context_prior', '')      # '' or a label, e.g. sichuanese
-        self.declare_parameter('speaker_smoothing', 0.0)
-        self.declare_parameter('model_path', '')
-        self.declare_parameter('llm_model_dir', '')      # hybrid: ONNX Qwen export for scoring
-        # A second engine next to the llm node's: on a Jetson, whose memory CPU and GPU share,
-        # budget for both or keep this on 'fast'.
-        self.declare_parameter('llm_provider', 'cpu')    # tensorrt | cuda | cpu
-        # few-shot prompt ~270 tokens + the sentence (cut to <= 1250 characters) + label
-        self.declare_parameter('llm_max_context', 2048)
-        self.declare_parameter('input_topic', 'transcript')
-        self.declare_parameter('output_topic', 'dialect')
+        self.declare_params(PARAMS)
         self.classifier = None
 
     def load(self):
