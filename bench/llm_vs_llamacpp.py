@@ -93,10 +93,10 @@ def requantize_q8(src: Path, dst: Path) -> None:
     os.replace(str(tmp), str(dst))
 
 
-def prompt_ids(model_dir: Path):
+def prompt_ids(model_dir: Path, tok=None):
     from qwen_voice_ros.llm import chat_template
     from qwen_voice_ros.llm.tokenizer import QwenTokenizer
-    tok = QwenTokenizer(model_dir)
+    tok = tok or QwenTokenizer(model_dir)
     text = chat_template.render_chat(PROMPT_MESSAGES, add_generation_prompt=True,
                                      enable_thinking=False,
                                      flavor=chat_template.flavor_for_model_type('qwen2'))
@@ -165,7 +165,10 @@ def worker(kind: str, path: str, threads: int) -> int:
     """Serve ``run N`` / ``prefill`` / ``quit`` lines on stdin with one JSON line each."""
     started = time.perf_counter()
     runner = RUNNERS[kind](path, threads)
-    ids, long_ids = prompt_ids(Path(path) if kind != 'llama' else CACHE / 'hf')
+    # The engine's own tokenizer where there is one (no second copy in the RSS figure).
+    engine = getattr(runner, 'engine', None)
+    ids, long_ids = prompt_ids(Path(path) if kind != 'llama' else CACHE / 'hf',
+                               engine.tokenizer if engine is not None else None)
     runner.run(ids, 4)  # warm-up
     print(json.dumps({'ready': True, 'load_s': time.perf_counter() - started,
                       'rss_mb': peak_rss_mb()}), flush=True)
