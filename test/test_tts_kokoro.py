@@ -41,7 +41,8 @@ def test_parse_voice():
     names = ['a', 'b']
     assert parse_voice('a', names) == {'a': 1.0}
     assert parse_voice('a:3,b:1', names) == {'a': 0.75, 'b': 0.25}
-    for bad in ('c', 'a:x', 'a:-1', ''):
+    assert parse_voice('a:1.5,b:-0.5', names) == {'a': 1.5, 'b': -0.5}
+    for bad in ('c', 'a:x', 'a:-1', '', 'a:1,b:-1', 'a:20'):
         with pytest.raises(ValueError):
             parse_voice(bad, names)
 

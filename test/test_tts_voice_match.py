@@ -20,6 +20,20 @@ def test_search_beats_the_best_single_voice_on_a_blend_optimum():
     assert abs(sum(best.values()) - 1) < 1e-9 and min(best.values()) >= 0
 
 
+def test_search_with_a_negative_floor_extrapolates():
+    names = ['a', 'b', 'c']
+    target = np.array([1.3, 0.0, -0.3])
+
+    def score(weights):
+        w = np.array([weights.get(n, 0.0) for n in names])
+        return 1.0 - float(np.sum((w - target) ** 2))
+    inside, inside_value, _, _ = search(score, names, tries=30)
+    outside, outside_value, _, _ = search(score, names, tries=30, floor=-0.5)
+    assert min(inside.values()) >= 0 and min(outside.values()) >= -0.5
+    assert outside_value > inside_value + 0.05
+    assert abs(sum(outside.values()) - 1) < 1e-9
+
+
 def test_search_respects_a_tiny_budget():
     _, _, singles, history = search(lambda w: 0.5, ['a', 'b', 'c'], tries=2)
     assert len(history) == 2 and len(singles) == 2

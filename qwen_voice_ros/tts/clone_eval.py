@@ -70,6 +70,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--tries', type=int, default=24, help='blends tried by voice matching')
     parser.add_argument('--exclude', action='append', default=[], metavar='VOICE',
                         help='shipped voice held out of the search and the baseline')
+    parser.add_argument('--floor', type=float, default=0.0,
+                        help='lowest blend weight (0: blends only; < 0: extrapolate)')
     parser.add_argument('--cache-dir', default='', help='matched-voice cache (default ~/.cache)')
     parser.add_argument('--json', action='store_true', help='last line: one JSON object')
     args = parser.parse_args(argv)
@@ -107,10 +109,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from qwen_voice_ros.tts.kokoro import blend
         result = match_profile(kokoro, profile, tries=args.tries,
                                cache_dir=args.cache_dir or None, embedder=embedder,
-                               exclude=args.exclude)
+                               exclude=args.exclude, floor=args.floor)
         similarity = _similarity(kokoro, embedder, reference, texts,
                                  blend(kokoro.voices, result.weights))
         report.update(matched_voice=format_voice(result.weights), tries=result.tries,
+                      floor=args.floor,
                       search_similarity=round(result.similarity, 4), cached=result.cached)
     else:
         backend = create_tts(args.backend, **_backend_params(args.param))

