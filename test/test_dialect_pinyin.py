@@ -38,6 +38,9 @@ def test_pinyin_lexicon_fires_on_asr_homophones():
     feats = pinyin_features('你在做傻子嘛', plex, (1, 2))
     assert feats['f:sichuanese'] > 0 and 'p:sha_zi' in feats and 'q:啥子' in feats
     assert not any(k.startswith('q:') for k in pinyin_features('今天天气很好', plex, (1,)))
+    # Characters present: the character matcher and its regex decide (阿拉伯 is not 阿拉).
+    assert not any(k.startswith('q:') for k in pinyin_features('阿拉伯数字', plex, (1,)))
+    assert not any(k.startswith('q:') for k in pinyin_features('你做啥子', plex, (1,)))
 
 
 def test_pinyin_model_roundtrip_and_homophone_generalisation(tmp_path):

@@ -136,6 +136,8 @@ def pinyin_features(text: str, plex: PinyinLexicon, orders: Sequence[int],
     """
     ``p:`` syllable n-grams, ``q:`` firing pinyin markers and ``f:`` their evidence per label.
 
+    A pinyin marker counts only where its characters are absent (a homophone was written).
+
     An entry with a regex (a context condition on the characters) counts ``regex_scale`` of its
     weight, since its condition cannot be checked on sound alone.
     """
@@ -143,6 +145,10 @@ def pinyin_features(text: str, plex: PinyinLexicon, orders: Sequence[int],
     feats: Dict[str, float] = {'p:' + g: 1.0 for g in syllable_ngrams(syls, orders)}
     totals: Dict[str, float] = {}
     for entry in plex.matches(syls):
+        if entry.literal in text:
+            # The characters are there: the character matcher (and its regex, which knows
+            # 阿拉伯 is not 阿拉) has decided; sound only stands in for changed characters.
+            continue
         feats['q:' + entry.key] = 1.0
         scale = regex_scale if entry.regex is not None else 1.0
         for label, weight in entry.weights.items():
