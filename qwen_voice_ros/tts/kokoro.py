@@ -103,7 +103,8 @@ def load_voices(path: str = '') -> Dict[str, np.ndarray]:
 
 
 def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
-    """``'jf_alpha'`` or a blend ``'jf_alpha:0.7,jm_kumo:0.3'`` -> weights summing to 1.
+    """
+    Parse ``'jf_alpha'`` or a blend ``'jf_alpha:0.7,jm_kumo:0.3'`` into weights summing to 1.
 
     Negative weights (extrapolation, as voice matching with ``match_floor`` < 0 finds) are
     allowed as long as the weights sum to more than 0.

@@ -171,7 +171,8 @@ def match_profile(tts, profile, tries: int = 24, cache_dir: Optional[str] = None
     audio, _ = load_reference(profile)   # ProfileError: short, silent, unreadable
     digest = profile.digest()
     cache_dir = cache_dir or default_cache_dir()
-    path = os.path.join(cache_dir, 'kokoro-%s.json' % cache_key(digest, names, tries, texts, floor))
+    key = cache_key(digest, names, tries, texts, floor)
+    path = os.path.join(cache_dir, 'kokoro-%s.json' % key)
     try:
         with open(path, encoding='utf-8') as f:
             doc = json.load(f)
