@@ -178,16 +178,20 @@ def test_unanswered_user_turns_are_merged_not_accumulated():
     memory.commit_assistant('')  # superseded before anything was spoken
     memory.set_dialect('sichuanese')
     memory.add_user('把灯关掉')
-    assert memory.turns == [{'role': 'user', 'content': '帮我\n把灯关掉'}]
+    assert memory.turns == [{'role': 'user', 'content': '帮我'},
+                            {'role': 'user', 'content': '把灯关掉'}]
     messages = memory.messages()
+    assert messages[-3:-1] == [{'role': 'user', 'content': '帮我'},
+                               {'role': 'system', 'content': messages[-2]['content']}]
     assert '四川话' in messages[-2]['content']  # the newer turn's instruction
-    for i in range(40):  # a long run of superseded turns keeps one message of two texts
+    for i in range(40):  # a long run of superseded turns keeps the newest two texts
         memory.add_user('第%d句' % i)
-    assert memory.turns == [{'role': 'user', 'content': '第38句\n第39句'}]
+    assert memory.turns == [{'role': 'user', 'content': '第38句'},
+                            {'role': 'user', 'content': '第39句'}]
     assert len(memory.messages()) == len(messages)
     memory.commit_assistant('好。')
     memory.add_user('谢谢')
-    assert [t['role'] for t in memory.turns] == ['user', 'assistant', 'user']
+    assert [t['role'] for t in memory.turns] == ['user', 'user', 'assistant', 'user']
     only_newest = _memory(merge_unanswered=1)
     only_newest.add_user('一')
     only_newest.add_user('二')
@@ -247,7 +251,8 @@ def test_next_turn_reuses_the_cached_prompt_and_reply(onnx_dir):
     assert list(backend.stream_chat(memory.messages(), options, cancel)) == []
     memory.commit_assistant('')
     memory.add_user('第四句')
-    assert memory.turns[-1] == {'role': 'user', 'content': '第三句\n第四句'}
+    assert memory.turns[-2:] == [{'role': 'user', 'content': '第三句'},
+                                 {'role': 'user', 'content': '第四句'}]
     prompt4 = engine.encode_chat(memory.messages())
     list(backend.stream_chat(memory.messages(), options))
     head = prompt2 if engine.template_flavor != 'qwen3' else \

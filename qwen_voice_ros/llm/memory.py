@@ -12,8 +12,9 @@ changes.  The reply-style/dialect instruction of each user turn is a system mess
 right before that user message, fixed when the turn is added: the next turn's prompt then
 starts with the previous prompt and reply, whatever the next dialect label is, and the
 engine prefills only the new tail.  User turns that got no reply (superseded before
-anything was spoken) are merged into one message keeping the newest ``merge_unanswered``
-utterances, so history does not grow with unanswered turns.  When the budget is exceeded,
+anything was spoken) are merged into one group that keeps the newest ``merge_unanswered``
+utterances (sent as consecutive user messages, the instruction before the newest one), so
+history does not grow with unanswered turns.  When the budget is exceeded,
 old turns are dropped down to ``trim_ratio`` of it, so the prefix then stays stable for a
 few turns instead of shifting (and being prefilled again) on every turn.
 """
@@ -135,8 +136,10 @@ class ConversationMemory:
         """
         Add a user turn with the current instruction.
 
-        If the previous turn is a user turn too (it got no reply), the two are merged,
-        keeping the newest ``merge_unanswered`` utterances and the newer instruction.
+        If the previous turn is a user turn too (it got no reply), the two are merged into
+        one group, keeping the newest ``merge_unanswered`` utterances and the newer
+        instruction.  (Joined into one message, "第2句…" and "第3句…" on two lines read as a
+        list the 0.5B model went on enumerating; separate messages do not.)
         """
         instruction = self.instruction()
         with self._lock:
@@ -144,8 +147,8 @@ class ConversationMemory:
             if last is not None and last['role'] == 'user':
                 pieces = (last.get('pieces') or [last['content']]) + [text]
                 pieces = pieces[-self.merge_unanswered:]
-                self._turns[-1] = {'role': 'user', 'content': '\n'.join(pieces),
-                                   'pieces': pieces, 'instruction': instruction}
+                self._turns[-1] = {'role': 'user', 'content': text, 'pieces': pieces,
+                                   'instruction': instruction}
                 return
             self._turns.append({'role': 'user', 'content': text, 'pieces': [text],
                                 'instruction': instruction})
@@ -181,19 +184,19 @@ class ConversationMemory:
     def turns(self) -> List[Dict[str, str]]:
         """User and assistant turns as role/content dicts (instructions left out)."""
         with self._lock:
-            return [{'role': t['role'], 'content': t['content']} for t in self._turns]
+            return [{'role': t['role'], 'content': piece} for t in self._turns
+                    for piece in t.get('pieces') or [t['content']]]
 
-    def _tokens(self, message: Dict) -> int:
-        size = self._count(message['content']) + self._WRAP_TOKENS
-        if message.get('instruction'):
-            size += self._count(message['instruction']) + self._WRAP_TOKENS
-        return size
+    def _tokens(self, turn: Dict) -> int:
+        return sum(self._count(m['content']) + self._WRAP_TOKENS for m in self._render(turn))
 
     @staticmethod
     def _render(turn: Dict) -> List[Dict[str, str]]:
-        out = [{'role': 'system', 'content': turn['instruction']}] \
-            if turn.get('instruction') else []
-        return out + [{'role': turn['role'], 'content': turn['content']}]
+        pieces = turn.get('pieces') or [turn['content']]
+        out = [{'role': turn['role'], 'content': p} for p in pieces[:-1]]
+        if turn.get('instruction'):
+            out.append({'role': 'system', 'content': turn['instruction']})
+        return out + [{'role': turn['role'], 'content': pieces[-1]}]
 
     def messages(self, reserve_tokens: int = 0) -> List[Dict[str, str]]:
         """
