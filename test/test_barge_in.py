@@ -39,8 +39,11 @@ def test_new_turn_cuts_the_old_reply_and_history_keeps_only_what_was_spoken():
         assert spoken and full_a.startswith(spoken) and spoken != full_a
         assert not _events(probe, 'reply', turn_a)
         assert spoken.startswith(''.join(played[:1]))
-        # Turn B's request carries A's reply only as far as it was spoken.
-        history = server.requests[-1]['messages']
-        assert [m['role'] for m in history][-3:] == ['user', 'assistant', 'user']
-        assert history[-2]['content'] == spoken
+        # Turn B's request carries A's reply only as far as it was spoken.  The system
+        # messages (persona, each user turn's reply-style instruction) are left out; the
+        # persona's few-shot example turns come before the conversation.
+        history = [m for m in server.requests[-1]['messages'] if m['role'] != 'system']
+        assert [(m['role'], m['content']) for m in history[-3:]] == [
+            ('user', '请讲一个故事，要很长很长，有开头，有经过，还有结尾，讲得慢一点，让我听清楚每一句话'),
+            ('assistant', spoken), ('user', '停一下。')]
         assert _events(probe, 'reply')[0]['text'] == reply_for('停一下。')

@@ -141,6 +141,12 @@ def test_llm_error_speaks_the_fallback_and_a_crashed_worker_restarts():
         node.spin_until(lambda: _stages(node, 'reply'))
         assert _stages(node, 'reply')[0]['text'] == reply_for('第二句话。')
         assert 'worker llm-worker raised' in node._last_error or node.counters['errors'] >= 2
+        # The failed turn is answered in memory by the fallback the user heard, so the next
+        # user message stands alone (not merged with the failed one).
+        history = [(m['role'], m['content']) for m in server.requests[-1]['messages']
+                   if m['role'] != 'system']
+        assert history[-3:] == [('user', '你好'), ('assistant', fallback['text']),
+                                ('user', '第二句话。')]
 
 
 def test_llm_cancel_is_published_by_the_newer_turn_not_after_generation():

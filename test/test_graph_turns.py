@@ -59,12 +59,17 @@ def test_every_turn_gets_label_reply_and_audio_with_its_turn_id(graph):
     labels = [e['dialect']['label'] for e in _events(probe, 'dialect')]
     assert labels == ['mandarin', 'sichuanese', 'shanghainese']
     assert [m.data for m in probe.messages('dialect')] == labels
-    # The LLM was told the user's dialect (dialect-aware instruction in the system prompt).
-    assert '四川话' in server.requests[1]['messages'][0]['content']
+    # The LLM was told the user's dialect: the reply-style instruction is a system message
+    # right before the newest user message (the persona system prompt stays constant).
+    second = server.requests[1]['messages']
+    assert second[-1] == {'role': 'user', 'content': TURNS[1]}
+    assert second[-2]['role'] == 'system' and '四川话' in second[-2]['content']
+    assert '四川话' not in second[0]['content']
     # Conversation memory: the third request carries the first two exchanges (after the
-    # system prompt and the persona's fixed example turns).
+    # system prompt and the persona's fixed example turns; instructions left out).
     history = server.requests[2]['messages']
     assert history[0]['role'] == 'system'
+    history = [m for m in history if m['role'] != 'system']
     assert [(m['role'], m['content']) for m in history[-5:]] == [
         ('user', TURNS[0]), ('assistant', reply_for(TURNS[0])),
         ('user', TURNS[1]), ('assistant', reply_for(TURNS[1])), ('user', TURNS[2])]

@@ -166,7 +166,7 @@ def _event_bag(path, storage='sqlite3'):
     evs = [
         turn_events.make_event('t-a-0001', 'transcript', node, t0, t0, text='你好'),
         turn_events.make_event('t-a-0001', 'dialect', node, t0 + 0.05, t0, dialect={
-            'label': 'sichuan', 'confidence': 0.82, 'scores': {'sichuan': 0.82}}),
+            'label': 'sichuanese', 'confidence': 0.82, 'scores': {'sichuanese': 0.82}}),
         turn_events.make_event('t-a-0001', 'reply_sentence', node, t0 + 0.4, t0, text='你好！',
                                seq=0),
         turn_events.make_event('t-a-0001', 'tts_audio', node, t0 + 0.6, t0, seq=0,
@@ -196,7 +196,7 @@ def test_report_rows_per_turn(tmp_path, storage):
     first, second = rep['turns']
     assert first['turn_id'] == 't-a-0001'
     assert first['transcript'] == '你好'
-    assert (first['dialect'], first['dialect_confidence']) == ('sichuan', 0.82)
+    assert (first['dialect'], first['dialect_confidence']) == ('sichuanese', 0.82)
     assert first['reply'] == '你好！有什么事？'
     assert first['tts_chunks'] == 2 and first['tts_audio_s'] == pytest.approx(2.0)
     assert first['latency_s']['dialect'] == pytest.approx(0.05)
@@ -208,7 +208,7 @@ def test_report_rows_per_turn(tmp_path, storage):
     table = report.format_table(rep)
     lines = table.splitlines()
     assert len(lines) == 4
-    assert 't-a-0001' in lines[1] and 'sichuan 0.82' in lines[1] and '0.710' in lines[1]
+    assert 't-a-0001' in lines[1] and 'sichuanese 0.82' in lines[1] and '0.710' in lines[1]
     assert 'ERROR: llm timeout' in lines[2]
     assert lines[3].startswith('2 turns, 9 events')
 

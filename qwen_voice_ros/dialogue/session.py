@@ -209,13 +209,20 @@ class ReplySession:
                                          sentences=len(turn.sentences), thinking=thinking,
                                          dialect=turn.dialect)
 
-    def fail(self, turn: ReplyTurn, error: str) -> Optional[Outcome]:
-        """End a failed generation: commit what was said, one ``error`` outcome."""
+    def fail(self, turn: ReplyTurn, error: str, fallback: str = '') -> Optional[Outcome]:
+        """
+        End a failed generation: commit what was said, one ``error`` outcome.
+
+        ``fallback`` is the sentence the caller speaks after the error: it is committed
+        after the published sentences as the failed turn's reply, so the user message is
+        answered and the next turn is not merged with it (as it would be if nothing was
+        committed: merging is for turns superseded before anything was spoken).
+        """
         with self._lock:
             if turn.state == ENDED:
                 return None
             if turn.state == RUNNING:
-                self.memory.commit_assistant(''.join(turn.sentences))
+                self.memory.commit_assistant(''.join(turn.sentences) + (fallback or ''))
             turn.state = ENDED
             return self.lifecycle.finish(turn.turn_id, ERROR, text=''.join(turn.sentences),
                                          error=error, sentences=len(turn.sentences),

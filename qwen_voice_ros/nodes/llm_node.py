@@ -147,11 +147,15 @@ class LLMNode(VoiceNode):
                 self.report_error(o.error, o.turn_id, o.turn_stamp, stage='llm')
                 self._fallback(o)
 
+    def _fallback_text(self, dialect):
+        text = self.param('fallback_text')
+        if dialect in CANTONESE:
+            text = self.param('fallback_text_cantonese') or text
+        return text
+
     def _fallback(self, outcome):
         """After a failed reply, say a short sentence so the user hears something."""
-        text = self.param('fallback_text')
-        if outcome.detail.get('dialect') in CANTONESE:
-            text = self.param('fallback_text_cantonese') or text
+        text = self._fallback_text(outcome.detail.get('dialect'))
         if not text or 'sentences' not in outcome.detail:
             return  # a turn that never reached the model (empty text, superseded queue)
         self.emit(outcome.turn_id, 'reply_sentence', outcome.turn_stamp, text=text,
@@ -194,8 +198,10 @@ class LLMNode(VoiceNode):
                     self.publish_outcomes(session.complete(turn, think.spoken.strip(),
                                                            think.thinking))
             except Exception as exc:  # LLMError and anything a backend throws
+                # The spoken fallback becomes the turn's reply in memory (see fail()).
                 self.publish_outcomes(session.fail(turn, 'reply failed: %s'
-                                                   % (str(exc) or repr(exc))))
+                                                   % (str(exc) or repr(exc)),
+                                                   self._fallback_text(turn.dialect)))
             finally:
                 session.stopped(turn)
 
