@@ -154,6 +154,30 @@ class UtteranceSegmenter:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def silence_s(self) -> float:
+        """Silence since the last voiced frame of the open utterance (0 outside speech)."""
+        return self._silence_run * self.frame / float(self.rate) if self._in_speech else 0.0
+
+    def peek(self) -> Optional[Utterance]:
+        """
+        Return the utterance as it would close now if no speech followed (None outside one).
+
+        Its audio is what :meth:`feed` will return when the hangover ends with no voiced
+        frame in between (the trailing silence is cut to ``pad_ms`` the same way).
+        """
+        if not self._in_speech or not self._speech:
+            return None
+        trailing = self._silence_run
+        voiced_frames = len(self._speech) - trailing
+        keep = len(self._speech) - max(0, trailing - self.pad_frames)
+        audio = np.concatenate(self._speech[:keep])
+        frame_s = self.frame / float(self.rate)
+        start = self._start_frame * frame_s
+        return Utterance(audio=audio, start_s=start, end_s=start + len(audio) / self.rate,
+                         speech_start_s=self._onset_frame * frame_s,
+                         speech_end_s=(self._start_frame + voiced_frames) * frame_s)
+
     def _condition(self, audio: np.ndarray) -> np.ndarray:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.size and not np.all(np.isfinite(audio)):

@@ -10,7 +10,11 @@ with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD
   ``utterance`` event (``duration_s``; ``turn_stamp`` = when the end of speech reached this
   node, on its clock: latency_s is the end-of-speech detection time);
 * with an ASR backend, the utterance is transcribed on a worker thread and ``transcript``
-  (std_msgs/String) follows a ``transcript`` event carrying the text.
+  (std_msgs/String) follows a ``transcript`` event carrying the text.  Speculatively: once
+  ``speculative_silence_ms`` of silence follows speech the audio so far is transcribed on that
+  worker; when the hangover then closes the utterance with the same audio, that transcript
+  is published at once (speech that resumes discards it; asr/speculative.py).  The turn's
+  stamps stay the end of speech.
 
 Backends come from registries and declare their own parameters: ``vad_backend`` (energy |
 silero | webrtc) with ``<vad>.<param>``, ``backend`` (faster_whisper | sherpa_onnx | none) with
@@ -60,6 +64,10 @@ class HearingNode(VoiceNode):
         Param('pad_ms', 200, 'pre-roll / post-roll kept around the speech', min=0, max=2000),
         Param('max_utterance_s', 20.0, 'force-close an utterance this long', min=0.5,
               max=600.0),
+        Param('speculative_silence_ms', 300, 'transcribe the audio so far after this much '
+              'silence, before the hangover ends (0: off)', min=0, max=10000),
+        Param('warm_up', True, 'run the ASR once at configure so the first turn is not '
+              'slower'),
         Param('stream_timeout_s', 2.0, 'no audio this long mid-utterance (device gone): '
               'close the utterance and report it', min=0.1, max=60.0),
         Param('half_duplex', 'raise', 'while the robot speaks: drop frames (mute) or raise '
@@ -117,7 +125,14 @@ class HearingNode(VoiceNode):
         if self.param('backend') not in ('', 'none'):
             asr = self.create_backend(ASR_BACKENDS, key='backend')
             asr.load()  # ASRNotConfigured -> configure fails with its message
+            if self.param('warm_up'):
+                asr.transcribe(np.zeros(rate // 2, dtype=np.float32))  # first-call costs now
             self.asr = asr
+        from qwen_voice_ros.asr.speculative import SpeculativeASR
+        silence_ms = int(self.param('speculative_silence_ms')) if self.asr is not None else 0
+        if silence_ms >= int(self.param('min_silence_ms')):
+            silence_ms = 0  # the hangover ends first: nothing to gain
+        self.spec = SpeculativeASR(after_silence_s=silence_ms / 1000.0)
         self.decoder = AudioStreamDecoder(pipeline_rate=rate, streaming=True)
         self._samples_fed = 0
         self._anchor = None   # ROS time (s) of stream sample 0, from message stamps
@@ -188,6 +203,7 @@ class HearingNode(VoiceNode):
             self.report_error('utterance dropped: %s mid-utterance' % why, turn_id, onset,
                               stage='vad')
         self._open_turn = None
+        self.spec.reset()
         self.segmenter.reset()
         self.decoder.reset()
         self._samples_fed = 0
@@ -245,6 +261,10 @@ class HearingNode(VoiceNode):
             muted = False
         for utt in self.segmenter.feed(audio, muted=muted):
             self._publish_utterance(utt)
+        if self._queue is not None:
+            job = self.spec.update(self.segmenter)
+            if job is not None:
+                self._queue.put(('speculative', job))
         stats = self.segmenter.stats
         if stats.nonfinite_samples > self._stats_seen[0]:
             ok = False
@@ -283,8 +303,9 @@ class HearingNode(VoiceNode):
                           'speech_end_s': round(self._anchor + utt.speech_end_s, 3),
                           'vad': self.param('vad_backend')})
         self.utt_pub.publish(ros_io.audio_stamped(utt.audio, _to_time(start), turn_id))
+        job = self.spec.claim(utt)
         if self._queue is not None:
-            self._queue.put((turn_id, end, utt.audio))
+            self._queue.put((turn_id, end, utt.audio, job, time.monotonic()))
 
     # ---- ASR worker -------------------------------------------------------------------------
     def _transcribe_loop(self):
@@ -292,11 +313,22 @@ class HearingNode(VoiceNode):
             item = self._queue.get()
             if item is None:
                 return
-            turn_id, turn_stamp, audio = item
+            if item[0] == 'speculative':
+                item[1].run(self._transcribe)  # skipped when speech resumed meanwhile
+                continue
+            turn_id, turn_stamp, audio, job, closed = item
+            speculative = (job is not None and job.wait(60.0)
+                           and (job.text is not None or job.error is not None))
             try:
-                started = time.monotonic()
-                text = self.asr.transcribe(np.asarray(audio, dtype=np.float32))
-                elapsed = time.monotonic() - started
+                if speculative:  # ran during the hangover on exactly this audio
+                    if job.error is not None:
+                        raise job.error
+                    text, elapsed = job.text, job.asr_s
+                    self.counters['speculative'] = self.counters.get('speculative', 0) + 1
+                else:
+                    started = time.monotonic()
+                    text = self._transcribe(audio)
+                    elapsed = time.monotonic() - started
             except Exception as exc:
                 self.report_error('ASR failed: %r' % exc, turn_id, turn_stamp, stage='asr')
                 continue
@@ -307,9 +339,14 @@ class HearingNode(VoiceNode):
             self.transcripts += 1
             self.emit(turn_id, 'transcript', turn_stamp, text=text,
                       detail={'backend': self.asr.name, 'asr_s': round(elapsed, 3),
+                              'speculative': bool(speculative),
+                              'after_close_s': round(time.monotonic() - closed, 3),
                               'audio_s': round(len(audio) / float(self.segmenter.rate), 3)})
             self.text_pub.publish(String(data=text))
             self.report_ok()
+
+    def _transcribe(self, audio) -> str:
+        return self.asr.transcribe(np.asarray(audio, dtype=np.float32))
 
     def diagnostic_values(self):
         values = {'backend': self.param('backend'), 'vad_backend': self.param('vad_backend'),
@@ -331,6 +368,10 @@ class HearingNode(VoiceNode):
             values['half_duplex_gated'] = self.gate.gated(self.now_s())
         if self._queue is not None:
             values['asr_queue'] = self._queue.qsize()
+        spec = getattr(self, 'spec', None)
+        if spec is not None and spec.enabled:
+            values['speculative_used'] = spec.used
+            values['speculative_discarded'] = spec.discarded
         return values
 
 
