@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument('--max-new-tokens', type=int, default=48)
     parser.add_argument('--first-min-chars', type=int, default=4,
                         help='the llm node\'s first_min_chars (shortest first clause)')
+    parser.add_argument('--first-max-chars', type=int, default=0,
+                        help='the llm node\'s first_max_chars (cap on the first chunk; 0: none)')
     parser.add_argument('--threads', type=int, default=1,
                         help='threads of each engine (ASR, LLM, TTS; 0 = their defaults)')
     parser.add_argument('--json', action='store_true')
@@ -90,7 +92,8 @@ def main(argv=None) -> int:
         if llm is not None:
             memory = ConversationMemory(count_tokens=llm.count_tokens)
             memory.add_user(text)
-            splitter = SentenceSplitter(first_min_chars=args.first_min_chars)
+            splitter = SentenceSplitter(first_min_chars=args.first_min_chars,
+                                        first_max_chars=args.first_max_chars)
             wall, cpu = time.monotonic(), cpu_s()
             first_token = None
             sentence = ''

@@ -4,7 +4,10 @@ Turn a stream of text deltas into sentence-sized chunks for TTS, CJK-aware.
 A chunk ends at 。！？；… (and their ASCII forms followed by space/end), or a newline.  The
 first chunk of a reply may also break at ， 、 , once it is ``first_min_chars`` long, so the
 robot starts speaking sooner; later chunks break at commas only when they grow past
-``max_chars``.  Closing quotes/brackets stay with their sentence.
+``max_chars``.  With ``first_max_chars`` the first chunk is cut after that many characters
+even without punctuation (TTS time grows with the text: a short first chunk is heard
+sooner), preferably next to a particle (:data:`CUT_AFTER`, :data:`CUT_BEFORE`), never inside a
+Latin word.  Closing quotes/brackets stay with their sentence.
 """
 from __future__ import annotations
 
@@ -13,12 +16,19 @@ from typing import Iterable, Iterator, List
 SENTENCE_END = set('。！？；…!?;')
 CLAUSE_BREAK = set('，、,：:')
 CLOSERS = set('”’」』）)】》"\'')
+# Where a first chunk without punctuation is best cut: after a sentence particle, or before
+# a word that starts a phrase (adverbs, prepositions, pronouns); Latin text at a space.
+CUT_AFTER = set('的了吗呢吧啊呀哦嘛着过 ')
+CUT_BEFORE = set('在和与跟就也都还很给把被让我你他她它这那 ')
+LATIN_WIDTH = 3  # a CJK character is spoken about as long as three Latin letters
 
 
 class SentenceSplitter:
-    def __init__(self, first_min_chars: int = 6, max_chars: int = 60):
+    def __init__(self, first_min_chars: int = 6, max_chars: int = 60,
+                 first_max_chars: int = 0):
         self.first_min_chars = first_min_chars
         self.max_chars = max_chars
+        self.first_max_chars = int(first_max_chars)  # 0: no cap
         self._buf = ''
         self._emitted = 0
 
@@ -57,8 +67,40 @@ class SentenceSplitter:
                 continue
             i += 1
         self._buf = self._buf[start:]
+        if self.first_max_chars > 0 and self._emitted == 0 and not out:
+            cut = self._first_cut()
+            if cut:
+                out.append(self._buf[:cut].strip())
+                self._buf = self._buf[cut:].lstrip()
         self._emitted += len(out)
         return out
+
+    def _first_cut(self) -> int:
+        """Where to cut a first chunk that has no break yet (a buffer index); 0: not yet."""
+        buf = self._buf
+        cap = self.first_max_chars
+        if len(buf) <= cap or _has_end(buf[:cap + 1]):
+            return 0  # short yet, or a sentence end is waiting for its closers
+        if not (_is_cjk(buf[cap - 1]) or _is_cjk(buf[cap])):
+            return self._latin_cut(cap * LATIN_WIDTH)
+        low = max(1, min(self.first_min_chars, cap))
+        for i in range(cap, low - 1, -1):  # the latest good place within the cap
+            if (buf[i - 1] in CUT_AFTER or buf[i] in CUT_BEFORE) and buf[:i].strip():
+                return i
+        return cap
+
+    def _latin_cut(self, cap: int) -> int:
+        """Cut Latin text at the last space within ``cap``, never inside a word."""
+        buf = self._buf
+        if len(buf) <= cap or _has_end(buf[:cap + 1]):
+            return 0
+        space = buf.rfind(' ', 0, cap + 1)
+        if space > 0 and buf[:space].strip():
+            return space
+        for i in range(cap, len(buf)):
+            if buf[i].isspace() or _is_cjk(buf[i]):
+                return i if buf[:i].strip() else 0
+        return 0
 
     def flush(self) -> List[str]:
         """End of reply: whatever is left is the last chunk."""
@@ -77,6 +119,10 @@ def split_stream(deltas: Iterable[str], **kwargs) -> Iterator[str]:
             yield chunk
     for chunk in splitter.flush():
         yield chunk
+
+
+def _has_end(text: str) -> bool:
+    return any(ch in SENTENCE_END or ch == '\n' for ch in text)
 
 
 def _is_cjk(ch: str) -> bool:

@@ -47,6 +47,8 @@ class LLMNode(VoiceNode):
         Param('history_token_budget', 1536, 'system prompt + history, in model tokens',
               min=64, max=131072),
         Param('first_min_chars', 6, 'shortest first sentence streamed', min=1, max=200),
+        Param('first_max_chars', 10, 'cut the first chunk after this many characters even '
+              'without punctuation (TTS starts sooner; 0: no cap)', min=0, max=200),
         Param('max_queue', 4, 'turns waiting for the worker (drop oldest)', min=1, max=64),
         Param('fallback_text', '抱歉，我现在回答不了，请再说一遍。',
               'spoken when the reply fails ("" = silent)'),
@@ -173,7 +175,8 @@ class LLMNode(VoiceNode):
                     return
                 continue
             think = ThinkFilter()
-            splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')))
+            splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')),
+                                        first_max_chars=int(self.param('first_max_chars')))
 
             def say(sentence):
                 session.add_sentence(turn, sentence, lambda seq: self._publish_sentence(

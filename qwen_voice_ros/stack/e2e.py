@@ -71,12 +71,13 @@ def params_yaml(params: Dict[str, Dict[str, Any]]) -> str:
 def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
                  llm_model_dir: str = '', tts: str = 'kokoro', max_new_tokens: int = 48,
                  min_silence_ms: int = 0, beam_size: int = 1, first_min_chars: int = 4,
-                 engine_threads: int = 1) -> Dict[str, Dict[str, Any]]:
+                 engine_threads: int = 1, first_max_chars: int = 6) -> Dict[str, Dict[str, Any]]:
     """
     Return the parameters of a run from audio (today's nodes and their backend prefixes).
 
     Latency choices (docs/latency.md): greedy Whisper without the temperature-fallback
-    retries; a short first clause (``first_min_chars``) so TTS starts on a few characters;
+    retries; a short first clause (``first_min_chars``; cut at ``first_max_chars`` even
+    without punctuation) so TTS starts on a few characters (Kokoro's time grows with them);
     one ONNX Runtime thread each for the LLM and Kokoro (``engine_threads``), which run at the
     same time (the next sentence is generated while the first is synthesised) and would
     otherwise spin-wait against each other on a small CPU.
@@ -94,6 +95,7 @@ def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
               'tts': {'backend': tts, 'kokoro.threads': int(engine_threads)},
               'playback': {'sink': 'wav', 'wav_dir': wav_dir, 'realtime': True}}
     llm = {'max_new_tokens': int(max_new_tokens), 'first_min_chars': int(first_min_chars),
+           'first_max_chars': int(first_max_chars),
            'onnx.intra_op_threads': int(engine_threads)}
     if llm_model_dir:
         llm['model_dir'] = os.path.abspath(os.path.expanduser(llm_model_dir))
