@@ -304,12 +304,29 @@ def test_grace_grows_once_the_stage_is_announced_so_a_slow_announcer_splits_noth
     assert m.grace_s == 0.5
     assert m.on_text('一') == []
     assert m.on_event(_event('t-d-1', '一'))[0].turn_id == 't-d-1'
-    assert m.grace_s == 3.0
+    assert m.grace_s == 3.5  # announced_grace_s on top of grace_s: the order is kept
     m.on_text('二')
     clock.advance(2.5)                                 # the announcer is slow under load
     assert m.poll() == []
     [late] = m.on_event(_event('t-d-2', '二'))
     assert late.turn_id == 't-d-2' and late.replaces == ''
+
+
+def test_announced_grace_keeps_the_first_announcer_ahead(clock):
+    # dialect (0.25 s) and llm (0.5 s) both saw a foreign announcement: the dialect node
+    # must still mint first, so the llm takes its id instead of minting a second one.
+    first = TextTurnMatcher('transcript', clock, grace_s=0.25, announced_grace_s=3.0,
+                            id_factory=TurnIdFactory('d'))
+    second = TextTurnMatcher('transcript', clock, grace_s=0.5, announced_grace_s=3.0,
+                             id_factory=TurnIdFactory('l'))
+    for m in (first, second):
+        m.on_event(_event('t-evil-1', '别理我'))
+        m.on_text('帮我拿水')
+    clock.advance(3.3)
+    [minted] = first.poll()
+    assert second.poll() == []
+    [taken] = second.on_event(_event(minted.turn_id, '帮我拿水'))
+    assert taken.turn_id == minted.turn_id and taken.replaces == ''
 
 
 def test_late_event_after_minting_reattributes_instead_of_a_second_turn(clock):

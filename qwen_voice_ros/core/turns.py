@@ -7,8 +7,9 @@ on different topics, so either may arrive first: a text waits for its event; if 
 (the producer is a user's own node that publishes no events), it starts a new turn.
 
 How long a text waits adapts to the graph: ``grace_s`` while no other node has announced
-this stage, ``announced_grace_s`` once one has (then an event is expected and merely late,
-e.g. the dialect node is slow under load: minting an id then would split one turn in two).
+this stage, ``grace_s + announced_grace_s`` once one has (then an event is expected and
+merely late, e.g. the dialect node is slow under load: minting an id then would split one
+turn in two; ``grace_s`` on top keeps the first announcer ahead of the nodes after it).
 An event that still comes after its text was given a new id re-attributes it
 (:meth:`TextTurnMatcher.on_event` returns it with ``replaces``) instead of a second turn.
 
@@ -43,7 +44,9 @@ class TextTurnMatcher:
         self.stage = stage
         self._clock = clock
         self._grace_s = grace_s
-        self._announced_grace_s = max(grace_s, announced_grace_s)
+        # On top of grace_s, so the order down the pipeline holds once announced: the
+        # dialect node (0.25 s) announces before the llm/tts (0.5 s) would mint their own.
+        self._announced_grace_s = grace_s + max(0.0, announced_grace_s)
         self._announcer_ttl_s = announcer_ttl_s
         self._last_announcement = float('-inf')
         self._ids = id_factory or TurnIdFactory()
