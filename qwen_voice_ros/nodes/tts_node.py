@@ -7,7 +7,8 @@ id, format latched on ``tts/audio_info``).  The backend comes from ``tts.REGISTR
 (``backend`` + ``<backend>.<param>``); default Kokoro, and when Kokoro cannot load, espeak-ng
 with a WARN saying why.  ``voice_profile`` (a WAV or YAML/JSON profile) can change at run
 time; Kokoro matches a voice to it in the background.  Cancelled or superseded turns are
-dropped; a failing sentence gives an error event and the fallback voice speaks it.
+dropped (a superseded turn: one ``cancelled`` event, ``detail.stage`` tts and
+``superseded_by``); a failing sentence gives an error event and the fallback voice speaks it.
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ class TTSNode(VoiceNode):
             self.get_logger().warning(self.note)
         self.pipeline = TTSPipeline(primary, fallback, self._on_audio, self._on_error,
                                     self.param('normalize_text'), self.param('max_chars'),
-                                    clock=self.now_s)  # clamp foreign turn stamps (issue 8)
+                                    clock=self.now_s,  # clamp foreign turn stamps (issue 8)
+                                    on_dropped=self._on_dropped)
         self.format = AudioFormat(sample_rate=int(self.param('sample_rate')))
         self.voice = primary.name
         problem = self._apply_profile(self.param('voice_profile'))
@@ -118,6 +120,11 @@ class TTSNode(VoiceNode):
         if self._health[0] != OK and piece.backend == self.pipeline.primary.name:
             self._serving()
 
+    def _on_dropped(self, job, superseded_by):
+        """Say once that a superseded turn's sentences were dropped (issue 8)."""
+        self.emit(job.turn_id, 'cancelled', job.turn_stamp,
+                  detail={'stage': 'tts', 'superseded_by': superseded_by})
+
     def _on_error(self, job, message, fallback):
         self.report_error(message + ('; spoken by %s' % fallback if fallback else ''),
                           job.turn_id, job.turn_stamp)
@@ -151,6 +158,9 @@ class TTSNode(VoiceNode):
 
     def diagnostic_values(self):
         values = dict(self.pipeline.counters) if self.pipeline is not None else {}
+        if self.pipeline is not None:
+            values.update(queued=self.pipeline.pending(), max_queue=self.pipeline.max_queue,
+                          queue_policy='drop oldest')
         values.update(voice=self.voice, fallback_reason=self.note)
         return values
 

@@ -9,10 +9,16 @@ normalise digits and symbols (:mod:`.text_norm`); split very long text into piec
 backend (the primary, or the fallback for a dialect the primary lacks, e.g. Cantonese ->
 espeak ``yue``); if the primary fails, report it (``on_error``) and speak with the fallback.
 A turn that was cancelled (barge-in) or superseded by a newer turn is dropped, also between
-the pieces of a long sentence.  The clock is injected (tests use a fake one).
+the pieces of a long sentence; a superseded turn is reported once (``on_dropped``: the
+node publishes ``cancelled`` with ``detail.stage`` tts and ``superseded_by``), a turn
+cancelled by another stage's ``cancelled`` event already has its outcome and is only
+counted.  The work queue is bounded (``max_queue`` sentences): when full, the oldest
+sentence is dropped, counted (``dropped_overflow``) and its turn reported once as an error.
+The clock is injected (tests use a fake one).
 """
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from typing import Callable, Dict, Iterator, NamedTuple, Optional, Tuple
@@ -47,23 +53,46 @@ class TTSPipeline:
                  on_audio: Callable[[Piece], None] = lambda piece: None,
                  on_error: Callable[[Job, str, Optional[str]], None] = lambda j, m, f: None,
                  normalize_text: bool = True, max_chars: int = 80,
-                 clock: Optional[Callable[[], float]] = None):
+                 clock: Optional[Callable[[], float]] = None,
+                 on_dropped: Callable[[Job, str], None] = lambda job, by: None,
+                 max_queue: int = 64):
         self.primary, self.fallback = primary, fallback
-        self.on_audio, self.on_error = on_audio, on_error
+        self.on_audio, self.on_error, self.on_dropped = on_audio, on_error, on_dropped
+        self.max_queue = max(1, int(max_queue))
         self.normalize_text, self.max_chars = normalize_text, int(max_chars)
         self.tracker = TurnTracker(clock=clock) if clock is not None else TurnTracker()
         self.dialects: Dict[str, str] = {}
         self.cancelled: Dict[str, str] = {}
         self.counters: Dict[str, int] = {'sentences': 0, 'pieces': 0, 'dropped': 0,
-                                         'fallbacks': 0, 'errors': 0}
+                                         'fallbacks': 0, 'errors': 0, 'dropped_overflow': 0,
+                                         'turns_superseded': 0}
+        # Bounded by hand (drop oldest): the stop sentinel must always fit.
         self._queue: 'queue.Queue[Optional[Job]]' = queue.Queue()
         self._lock = threading.Lock()
         self._current = ''   # turn being synthesised
+        self._reported: 'collections.OrderedDict[str, bool]' = collections.OrderedDict()
 
     # ---- inputs (any thread) ----------------------------------------------------------------
     def submit(self, job: Job) -> None:
         self.tracker.observe(job.turn_id, job.turn_stamp)
-        self._queue.put(job)
+        overflow = []
+        with self._lock:
+            while self._queue.qsize() >= self.max_queue:
+                try:
+                    old = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if old is None:   # keep a pending stop
+                    self._queue.put(None)
+                    break
+                self.counters['dropped_overflow'] += 1
+                overflow.append(old)
+            self._queue.put(job)
+        for old in overflow:
+            if self._first_report(old.turn_id):
+                self.counters['errors'] += 1
+                self.on_error(old, 'tts queue full (%d sentences): dropped the oldest '
+                              'sentence of this turn' % self.max_queue, None)
 
     def observe_turn(self, turn_id: str, turn_stamp: float) -> None:
         """Note a new user turn (utterance/transcript): older turns become stale."""
@@ -101,6 +130,26 @@ class TTSPipeline:
     def stop(self) -> None:
         self._queue.put(None)
 
+    def _first_report(self, turn_id: str) -> bool:
+        """Return True the first time a turn's outcome is reported here (bounded memory)."""
+        with self._lock:
+            if turn_id in self._reported:
+                return False
+            self._reported[turn_id] = True
+            while len(self._reported) > 1024:
+                self._reported.popitem(last=False)
+            return True
+
+    def _drop(self, job: Job, reason: str) -> None:
+        """Count a dropped job; report a superseded turn once (not per sentence)."""
+        self.counters['dropped'] += 1
+        with self._lock:
+            if job.turn_id in self.cancelled:   # another stage's cancelled event said so
+                return
+        if self._first_report(job.turn_id):
+            self.counters['turns_superseded'] += 1
+            self.on_dropped(job, self.tracker.latest or '')
+
     def pending(self) -> int:
         return self._queue.qsize()
 
@@ -134,22 +183,25 @@ class TTSPipeline:
         return True
 
     def process(self, job: Job) -> None:
-        if self.dropped_reason(job.turn_id):
-            self.counters['dropped'] += 1
+        reason = self.dropped_reason(job.turn_id)
+        if reason:
+            self._drop(job, reason)
             return
         self.counters['sentences'] += 1
         with self._lock:
             self._current = job.turn_id
         try:
             for piece in self.speak(job):
-                if self.dropped_reason(job.turn_id):
-                    self.counters['dropped'] += 1
+                reason = self.dropped_reason(job.turn_id)
+                if reason:
+                    self._drop(job, reason)
                     return
                 self.counters['pieces'] += 1
                 self.on_audio(piece)
         except Exception as exc:  # TTSError or a backend bug: this sentence fails, not the node
-            if self.dropped_reason(job.turn_id):   # aborted by a cancel: not an error
-                self.counters['dropped'] += 1
+            reason = self.dropped_reason(job.turn_id)
+            if reason:   # aborted by a cancel: not an error
+                self._drop(job, reason)
                 return
             self.counters['errors'] += 1
             self.on_error(job, str(exc) if isinstance(exc, TTSError) else repr(exc), None)
