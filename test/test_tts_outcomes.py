@@ -132,3 +132,60 @@ def test_node_publishes_cancelled_for_a_superseded_turn():
     finally:
         node.close()
         probe.close()
+
+
+def test_stop_skips_queued_work_and_join_returns():
+    import threading
+    pipe, audio, errors, dropped = make()
+    for seq in range(3):
+        pipe.submit(Job('t1', 1000.0, '第%d句。' % seq, seq))
+    pipe.stop()
+    worker = threading.Thread(target=pipe.loop)
+    worker.start()
+    assert pipe.join(timeout=5)
+    worker.join(5)
+    assert audio == [] and errors == [] and dropped == [] and pipe.primary.calls == []
+
+
+def test_sigint_mid_synthesis_exits_0_with_kokoro():
+    """Kokoro loaded and synthesising, SIGINT: exit code 0 (was 134, a thread in onnxruntime)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip('rclpy')
+    try:
+        from qwen_voice_ros.tts.kokoro import pack_model_path
+        pack_model_path()
+        import misaki.zh  # noqa: F401
+    except Exception as exc:
+        pytest.skip('Kokoro pack not available: %s' % exc)
+    from std_msgs.msg import String
+
+    from qwen_voice_ros.nodes import ros_io
+    from ros_harness import Probe, random_domain, ros_env
+    domain = random_domain()
+    node = subprocess.Popen([sys.executable, '-m', 'qwen_voice_ros.nodes.tts_node'],
+                            env=ros_env(domain),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    probe = Probe(domain)
+    try:
+        probe.subscribe(String, 'voice/events', ros_io.QOS_EVENTS)
+        pub = probe.publisher(String, 'reply_sentence', ros_io.QOS_TEXT)
+        probe.wait_for(lambda: pub.get_subscription_count() > 0 or node.poll() is not None, 90,
+                       'tts node up')
+        assert node.poll() is None, node.communicate()[0].decode(errors='replace')[-2000:]
+        time.sleep(0.5)
+        pub.publish(String(data='这是一个很长的句子，用来测试合成过程中按下中断键时进程能否干净地退出。' * 3))
+        time.sleep(1.5)   # Kokoro is now inside onnxruntime
+        node.send_signal(signal.SIGINT)
+        out, _ = node.communicate(timeout=60)
+    finally:
+        if node.poll() is None:
+            os.kill(node.pid, signal.SIGKILL)
+            node.wait()
+        probe.close()
+    assert node.returncode == 0, out.decode(errors='replace')[-2000:]
+    assert b'terminate called' not in out

@@ -76,7 +76,11 @@ class TTSNode(VoiceNode):
 
     def unload(self):
         if self.pipeline is not None:
+            # Stop and join the worker before freeing the backends: a thread still inside
+            # onnxruntime at interpreter exit aborts the process (SIGINT gave exit code 134).
             self.pipeline.stop()
+            if not self.pipeline.join(timeout=30.0):
+                self.get_logger().warning('tts worker still busy after 30 s; closing anyway')
             for tts in {self.pipeline.primary, self.pipeline.fallback} - {None}:
                 tts.close()
             self.pipeline = None

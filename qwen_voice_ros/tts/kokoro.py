@@ -277,7 +277,9 @@ class KokoroTTS(TTSBackend):
         self._g2p = MandarinG2P()
 
     def close(self) -> None:
-        self._session = None
+        """Release the session once no inference is running (never under a running one)."""
+        with self._lock:
+            self._session = None
 
     # ---- voice --------------------------------------------------------------------------------
     def set_weights(self, weights: Dict[str, float]) -> None:
@@ -322,6 +324,8 @@ class KokoroTTS(TTSBackend):
             raise TTSError('nothing speakable in %r' % text[:40])
         pieces = []
         with self._lock:
+            if self._session is None:   # closed meanwhile
+                raise TTSNotConfigured('kokoro backend closed')
             style = self.style if style is None else style
             for chunk in split_ids(ids, MAX_TOKENS, self._punct_ids()):
                 pieces.append(self._infer(chunk, style))

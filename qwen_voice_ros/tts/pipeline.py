@@ -71,6 +71,9 @@ class TTSPipeline:
         self._lock = threading.Lock()
         self._current = ''   # turn being synthesised
         self._reported: 'collections.OrderedDict[str, bool]' = collections.OrderedDict()
+        self._stopping = False
+        self._idle = threading.Event()   # clear while loop() runs
+        self._idle.set()
 
     # ---- inputs (any thread) ----------------------------------------------------------------
     def submit(self, job: Job) -> None:
@@ -128,7 +131,13 @@ class TTSPipeline:
             self.cancel(turn_id)
 
     def stop(self) -> None:
+        """Stop the worker: what is queued is skipped, the sentence in flight ends its piece."""
+        self._stopping = True
         self._queue.put(None)
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until ``loop()`` has returned (after ``stop()``); False on timeout."""
+        return self._idle.wait(timeout)
 
     def _first_report(self, turn_id: str) -> bool:
         """Return True the first time a turn's outcome is reported here (bounded memory)."""
@@ -163,8 +172,12 @@ class TTSPipeline:
         return None
 
     def loop(self) -> None:
-        while self.run_once(timeout=None):
-            pass
+        self._idle.clear()
+        try:
+            while self.run_once(timeout=None):
+                pass
+        finally:
+            self._idle.set()
 
     def run_once(self, timeout: Optional[float] = 0.0) -> bool:
         """Process one queued sentence; False once ``stop()`` was called (or queue empty)."""
@@ -183,6 +196,8 @@ class TTSPipeline:
         return True
 
     def process(self, job: Job) -> None:
+        if self._stopping:   # shutting down: no more synthesis, no more events
+            return
         reason = self.dropped_reason(job.turn_id)
         if reason:
             self._drop(job, reason)
@@ -192,6 +207,8 @@ class TTSPipeline:
             self._current = job.turn_id
         try:
             for piece in self.speak(job):
+                if self._stopping:
+                    return
                 reason = self.dropped_reason(job.turn_id)
                 if reason:
                     self._drop(job, reason)
@@ -199,6 +216,8 @@ class TTSPipeline:
                 self.counters['pieces'] += 1
                 self.on_audio(piece)
         except Exception as exc:  # TTSError or a backend bug: this sentence fails, not the node
+            if self._stopping:
+                return
             reason = self.dropped_reason(job.turn_id)
             if reason:   # aborted by a cancel: not an error
                 self._drop(job, reason)
