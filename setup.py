@@ -17,6 +17,7 @@ CONSOLE_SCRIPTS = [
     'qwen-voice-hearing = qwen_voice_ros.nodes.hearing_node:main',
     'qwen-voice-dialect = qwen_voice_ros.nodes.dialect_node:main',
     'qwen-voice-llm = qwen_voice_ros.nodes.llm_node:main',
+    'qwen-voice-dialect-llm = qwen_voice_ros.nodes.dialect_llm:main',
     'qwen-voice-tts = qwen_voice_ros.nodes.tts_node:main',
     'qwen-voice-playback = qwen_voice_ros.nodes.playback_node:main',
     'qwen-voice-stack = qwen_voice_ros.stack.runner:main',

@@ -231,12 +231,65 @@ class OnnxCausalLM:
         # CPU truncates the cache with numpy; devices run a one-node Slice graph in place.
         self._graph_truncate = self._device != 'cpu'
         self._truncate_session = None
+        # Serialises every graph run of this engine and of its forks (engine_pool): two
+        # nodes in one process step one after the other, never concurrently on one session.
+        self.run_lock = threading.RLock()
+        self._init_cache_state()
+
+    def _init_cache_state(self) -> None:
+        """Create the per-conversation state: IO binding, KV buffers, cached ids."""
         self._io = self.session.io_binding()
+        self._truncate_session = None
         self._allocate()
         self._cached: List[int] = []   # token ids whose keys/values sit in the cache
         self._owner = None              # the generation currently allowed to step
         self._run_options = None        # RunOptions of the prefill in progress (terminate)
         self.last_stats: Dict[str, object] = {}
+
+    def fork(self, max_context: Optional[int] = None, max_prompt: Optional[int] = None,
+             prefill_chunk: Optional[int] = None) -> 'OnnxCausalLM':
+        """
+        Return a second conversation on the same loaded graph: own KV cache, shared weights.
+
+        The fork shares the session, tokenizer and ``run_lock``; it has its own cache
+        buffers, IO binding and cached ids, so a reply cancelled on one fork (or a prompt
+        that evicts its prefix) never touches the other's cache and prefix reuse.  Without
+        arguments it keeps this engine's sizes; ``max_context`` / ``max_prompt`` are capped
+        by the model's positions and, on TensorRT, by this engine's optimisation profile.
+        """
+        if self.session is None:
+            raise LLMError('engine is closed')
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        limit = int(self.config.get('max_position_embeddings') or 0) or None
+        if self.provider == 'tensorrt':  # the engine's profile fixes the largest shapes
+            limit = self.max_context
+        context = int(max_context or self.max_context)
+        clone.max_context = int(min(context, limit)) if limit else context
+        prompt = int(max_prompt or self.max_prompt)
+        if self.provider == 'tensorrt':
+            prompt = min(prompt, self.max_prompt)
+        clone.max_prompt = int(min(prompt, clone.max_context))
+        chunk = self.prefill_chunk if prefill_chunk is None else int(prefill_chunk)
+        clone.prefill_chunk = int(min(chunk, clone.max_prompt)) if chunk > 0 \
+            else clone.max_prompt
+        clone._init_cache_state()
+        return clone
+
+    def close(self) -> None:
+        """Drop this conversation's buffers and its reference to the session."""
+        with self.run_lock:
+            self.drop_cache()
+            self.session = None
+
+    def drop_cache(self) -> None:
+        """Free the KV buffers (the pool's base engine only lends its session to forks)."""
+        self._cached = []
+        self._owner = None
+        self._kv_sets = []
+        self._kv_ptrs = []
+        self._io = None
+        self._truncate_session = None
 
     # -- buffers --------------------------------------------------------------------------
     def _allocate(self) -> None:
@@ -316,11 +369,14 @@ class OnnxCausalLM:
         for index in range(len(self.past_names)):
             io.bind_input('x', dev, dev_id, kv_type, [1, kv, old, hd], src[index])
             io.bind_output('y', dev, dev_id, kv_type, [1, kv, length, hd], dst[index])
-            session.run_with_iobinding(io)
+            with self.run_lock:
+                session.run_with_iobinding(io)
         self._cur = 1 - self._cur
 
     def _forward(self, ids: Sequence[int], all_logits: bool = False) -> np.ndarray:
         """Run ``ids`` after the cache; return logits [m, vocab] (m = 1 or len(ids))."""
+        if self.session is None:
+            raise LLMError('engine is closed')
         n = len(ids)
         past = len(self._cached)
         if n < 1 or n > self.max_prompt:
@@ -351,10 +407,11 @@ class OnnxCausalLM:
                        logits.ctypes.data)
         run_options = self._run_options
         try:
-            if run_options is None:
-                self.session.run_with_iobinding(io)
-            else:
-                self.session.run_with_iobinding(io, run_options)
+            with self.run_lock:
+                if run_options is None:
+                    self.session.run_with_iobinding(io)
+                else:
+                    self.session.run_with_iobinding(io, run_options)
         except Exception as exc:
             if run_options is not None and run_options.terminate:
                 # Outputs went to the other buffer set and were not swapped in: the cache
@@ -593,11 +650,17 @@ class OnnxChatBackend(ChatBackend):
 
     def load(self) -> None:
         if self.engine is None:
-            self.engine = OnnxCausalLM(self.model_dir, **self._kwargs)
+            # Through the process-wide pool: a dialect node in the same process scoring with
+            # the same model shares this session (docs/llm.md, "One engine per process").
+            from qwen_voice_ros.llm import engine_pool
+            self.engine = engine_pool.acquire(self.model_dir, **self._kwargs)
             self._tokenizer = self.engine.tokenizer
 
     def close(self) -> None:
-        self.engine = None
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            from qwen_voice_ros.llm import engine_pool
+            engine_pool.release(engine)
 
     def _require(self) -> OnnxCausalLM:
         if self.engine is None:

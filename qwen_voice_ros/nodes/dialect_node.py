@@ -20,9 +20,12 @@ PARAMS = (
     Param('speaker_smoothing', 0.0, 'weight of the previous turns of the same speaker in the '
           'label (0 = each turn alone)', min=0.0, max=0.99),
     Param('model_path', '', "fast stage n-gram model (.npz); '' = the shipped model"),
-    # A second engine next to the llm node's: on a Jetson, whose memory CPU and GPU share,
-    # budget for both or keep this on 'fast'.
+    # In its own process this is a second engine next to the llm node's; run both nodes in
+    # one process (qwen-voice-dialect-llm, share_llm:=true) with the llm node's model_dir and
+    # provider and they share one loaded model (llm/engine_pool.py, docs/llm.md).
     Param('llm_model_dir', '', 'llm/hybrid: a qwen-voice-export ONNX directory used for scoring'),
+    Param('llm_share_engine', True, 'llm/hybrid: share the loaded model with other nodes of '
+          'this process that use the same model_dir and provider (own KV cache, one lock)'),
     Param('llm_provider', 'cpu', 'llm/hybrid: ONNX Runtime execution provider',
           choices=('tensorrt', 'cuda', 'cpu')),
     # few-shot prompt ~270 tokens + the sentence (cut to <= 1250 characters) + label
@@ -41,7 +44,7 @@ class DialectNode(VoiceNode):
 
     def declare(self):
         self.declare_params(PARAMS)
-        self.classifier = None
+        self.classifier = self.engine = None
 
     def load(self):
         from qwen_voice_ros.dialect import load_dialect_classifier
@@ -51,17 +54,38 @@ class DialectNode(VoiceNode):
             model_dir = self.param('llm_model_dir')
             if not model_dir:
                 raise ValueError('dialect backend %r needs llm_model_dir' % stage)
-            from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
-            scorer = OnnxCausalLM(model_dir, provider=self.param('llm_provider'),
-                                  max_context=int(self.param('llm_max_context')))
-        self.classifier = load_dialect_classifier(
-            stage=stage, llm_threshold=float(self.param('llm_threshold')),
-            context_prior=self.param('context_prior') or None,
-            speaker_smoothing=float(self.param('speaker_smoothing')),
-            model_path=self.param('model_path'), llm_scorer=scorer)
+            settings = dict(provider=self.param('llm_provider'),
+                            max_context=int(self.param('llm_max_context')))
+            if self.param('llm_share_engine'):
+                from qwen_voice_ros.llm import engine_pool
+                scorer = engine_pool.acquire(model_dir, **settings)
+            else:
+                from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
+                scorer = OnnxCausalLM(model_dir, **settings)
+            self.engine = scorer
+        try:
+            self.classifier = load_dialect_classifier(
+                stage=stage, llm_threshold=float(self.param('llm_threshold')),
+                context_prior=self.param('context_prior') or None,
+                speaker_smoothing=float(self.param('speaker_smoothing')),
+                model_path=self.param('model_path'), llm_scorer=scorer)
+        except Exception:
+            self.unload()
+            raise
 
     def unload(self):
         self.classifier = None
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            from qwen_voice_ros.llm import engine_pool
+            engine_pool.release(engine)  # frees the model when no other node uses it
+
+    def diagnostic_values(self):
+        values = {'backend': self.param('backend')}
+        if self.engine is not None:
+            from qwen_voice_ros.llm import engine_pool
+            values['llm_engine_users'] = engine_pool.users_of(self.engine)
+        return values
 
     def open_io(self):
         self.label_pub = self.add_io(self.create_publisher(
