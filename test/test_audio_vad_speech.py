@@ -118,3 +118,27 @@ def test_speech_in_noise_is_still_found_by_silero():
     audio, truth = scene(noise_db=-35.0, seed=2)
     utts, _ = run_vad('silero', audio)
     assert len(utts) == len(truth)
+
+
+def _hearing_default(name):
+    from qwen_voice_ros.nodes.hearing_node import HearingNode
+    return next(p.default for p in HearingNode.PARAMS if p.name == name)
+
+
+@pytest.mark.parametrize('backend', ['silero', 'webrtc'])
+def test_the_hearing_nodes_default_hangover_keeps_comma_paused_requests_whole(backend):
+    # The node's hangover is shorter than the segmenter's 1 s (latency, docs/latency.md);
+    # the longest comma pause here (~0.64 s, Kokoro at speed 1.1) must still stay inside.
+    ms = _hearing_default('min_silence_ms')
+    assert ms < 1000
+    audio, truth = scene()
+    utts, _ = run_vad(backend, audio, min_silence_ms=ms)
+    assert len(utts) == len(truth), [(round(u.speech_start_s, 2), round(u.speech_end_s, 2))
+                                     for u in utts]
+
+
+def test_speculation_starts_no_earlier_than_the_post_roll_is_complete():
+    # Speculative ASR at the node's default must see the whole post-roll, or its audio never
+    # equals the closed utterance's (asr/speculative.py).
+    assert _hearing_default('speculative_silence_ms') >= _hearing_default('pad_ms')
+    assert _hearing_default('speculative_silence_ms') < _hearing_default('min_silence_ms')

@@ -59,12 +59,12 @@ class HearingNode(VoiceNode):
               min=0.0, max=1.0),
         Param('min_speech_ms', 150, 'voiced time that confirms speech (speech_start event)',
               min=10, max=5000),
-        Param('min_silence_ms', 1000, 'hangover: silence that ends an utterance (comma '
-              'pauses up to ~0.9 s stay inside)', min=50, max=10000),
+        Param('min_silence_ms', 700, 'hangover: silence that ends an utterance (comma '
+              'pauses up to ~0.65 s stay inside with silero/webrtc)', min=50, max=10000),
         Param('pad_ms', 200, 'pre-roll / post-roll kept around the speech', min=0, max=2000),
         Param('max_utterance_s', 20.0, 'force-close an utterance this long', min=0.5,
               max=600.0),
-        Param('speculative_silence_ms', 300, 'transcribe the audio so far after this much '
+        Param('speculative_silence_ms', 200, 'transcribe the audio so far after this much '
               'silence, before the hangover ends (0: off)', min=0, max=10000),
         Param('warm_up', True, 'run the ASR once at configure so the first turn is not '
               'slower'),
@@ -130,6 +130,10 @@ class HearingNode(VoiceNode):
             self.asr = asr
         from qwen_voice_ros.asr.speculative import SpeculativeASR
         silence_ms = int(self.param('speculative_silence_ms')) if self.asr is not None else 0
+        if silence_ms:
+            # Before pad_ms of silence the post-roll is not complete: the peeked audio would
+            # never equal the closed utterance's, so the job could not be used.
+            silence_ms = max(silence_ms, int(self.param('pad_ms')))
         if silence_ms >= int(self.param('min_silence_ms')):
             silence_ms = 0  # the hangover ends first: nothing to gain
         self.spec = SpeculativeASR(after_silence_s=silence_ms / 1000.0)

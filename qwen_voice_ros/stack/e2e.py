@@ -70,33 +70,25 @@ def params_yaml(params: Dict[str, Dict[str, Any]]) -> str:
 
 def stack_params(audio_topic: str, info_topic: str, wav_dir: str, asr_dir: str,
                  llm_model_dir: str = '', tts: str = 'kokoro', max_new_tokens: int = 48,
-                 min_silence_ms: int = 0, beam_size: int = 1, first_min_chars: int = 4,
-                 engine_threads: int = 1, first_max_chars: int = 6) -> Dict[str, Dict[str, Any]]:
+                 min_silence_ms: int = 0) -> Dict[str, Dict[str, Any]]:
     """
-    Return the parameters of a run from audio (today's nodes and their backend prefixes).
+    Return the parameters of a run from audio: only what the run itself needs.
 
-    Latency choices (docs/latency.md): greedy Whisper without the temperature-fallback
-    retries; a short first clause (``first_min_chars``; cut at ``first_max_chars`` even
-    without punctuation) so TTS starts on a few characters (Kokoro's time grows with them);
-    one ONNX Runtime thread each for the LLM and Kokoro (``engine_threads``), which run at the
-    same time (the next sentence is generated while the first is synthesised) and would
-    otherwise spin-wait against each other on a small CPU.
+    Topics, the Whisper pack, the LLM export, playback into WAV files in real time and a
+    shorter reply.  Every latency choice (hangover, speculative ASR, greedy Whisper without
+    temperature retries, the short first clause, engine threads) is the nodes' own default
+    in ``config/voice_stack.yaml`` / the node parameters, so what is measured here is what a
+    user of ``qwen-voice-stack`` or the launch file gets (docs/latency.md).
     """
     hearing = {'audio_topic': bags.normalize_topic(audio_topic).lstrip('/'),
                'info_topic': bags.normalize_topic(info_topic).lstrip('/'),
-               'backend': 'faster_whisper', 'faster_whisper.model_dir': asr_dir,
-               'faster_whisper.beam_size': beam_size, 'faster_whisper.language': 'zh',
-               # A failed greedy decode is retried at 5 temperatures: seconds per turn.
-               'faster_whisper.temperature_fallback': False,
-               'faster_whisper.cpu_threads': 2}
+               'backend': 'faster_whisper', 'faster_whisper.model_dir': asr_dir}
     if min_silence_ms:
         hearing['min_silence_ms'] = int(min_silence_ms)
     params = {'hearing': hearing,
-              'tts': {'backend': tts, 'kokoro.threads': int(engine_threads)},
+              'tts': {'backend': tts},
               'playback': {'sink': 'wav', 'wav_dir': wav_dir, 'realtime': True}}
-    llm = {'max_new_tokens': int(max_new_tokens), 'first_min_chars': int(first_min_chars),
-           'first_max_chars': int(first_max_chars),
-           'onnx.intra_op_threads': int(engine_threads)}
+    llm = {'max_new_tokens': int(max_new_tokens)}
     if llm_model_dir:
         llm['model_dir'] = os.path.abspath(os.path.expanduser(llm_model_dir))
         llm['onnx.model_dir'] = llm['model_dir']
