@@ -5,6 +5,13 @@ One stack (dialect, llm on a local OpenAI-compatible server, tts with espeak, pl
 the null sink in real time) on a private domain.  For each node in turn: a typed turn
 starts, its reply is streaming, the node gets SIGKILL; the supervisor respawns it, and the
 next typed turn must reach playback.  Timings are printed (respawn to 'serving').
+
+Every turn must end in a stated outcome (issue 8): the in-flight turn of each kill gets a
+``cancelled`` or ``error`` event, or its final ``playback`` -- when playback itself was
+killed, or tts before it voiced the turn, nobody is left to say it but the llm's downstream
+watch ("playback/tts did not report"; ``playback_report_margin_s`` and ``tts_report_s``
+shortened here) -- and the next turn plays to its final chunk.
+``QWEN_VOICE_TEST_DOMAIN`` pins the ROS domain (default: a random one).
 """
 import os
 import signal
@@ -29,6 +36,8 @@ PARAMS = """
     openai_http.base_url: {url}
     timeout_s: 10.0
     dialect_wait_s: 0.2
+    playback_report_margin_s: 3.0
+    tts_report_s: 6.0
 /**/tts:
   ros__parameters:
     backend: espeak
@@ -44,6 +53,13 @@ def child_pid(parent, module):
     out = subprocess.run(['pgrep', '-P', str(parent), '-f', module], stdout=subprocess.PIPE,
                          text=True).stdout.split()
     return int(out[0]) if out else None
+
+
+def terminal_events(events, turn_ids):
+    """Return the events that state an outcome: cancelled, error, or the final playback."""
+    return [e for e in events if e['turn_id'] in turn_ids and (
+        e['stage'] in ('cancelled', 'error')
+        or (e['stage'] == 'playback' and e.get('final') is True))]
 
 
 def serving_since(probe, name, since):
@@ -64,7 +80,8 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
     from std_msgs.msg import String
 
     from qwen_voice_ros.nodes import ros_io
-    env = ros_env()
+    domain = os.environ.get('QWEN_VOICE_TEST_DOMAIN')
+    env = ros_env(int(domain) if domain else None)
     with ChatServer(delay_s=0.06) as server:
         params = tmp_path / 'params.yaml'
         params.write_text(PARAMS.format(url=server.url))
@@ -84,11 +101,23 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                 and diagnostics_of(probe, n).message == 'serving' for n in VICTIMS), 45,
                 'the stack serving')
 
+            def ids_of(text):
+                return {e['turn_id'] for e in probe.events()
+                        if e['stage'] == 'transcript' and e.get('text') == text}
+
             def stages_of(text):
-                events = probe.events()
-                ids = {e['turn_id'] for e in events
-                       if e['stage'] == 'transcript' and e.get('text') == text}
-                return sorted({e['stage'] for e in events if e['turn_id'] in ids})
+                ids = ids_of(text)
+                return sorted({e['stage'] for e in probe.events() if e['turn_id'] in ids})
+
+            def outcome_of(text, timeout):
+                """Wait for the turn's stated outcome: ('stage[/detail.stage] by node', stamp)."""
+                probe.wait_for(lambda: terminal_events(probe.events(), ids_of(text)), timeout,
+                               'a terminal event (cancelled, error, final playback) for %r'
+                               % text)
+                first_end = terminal_events(probe.events(), ids_of(text))[0]
+                by = (first_end.get('detail') or {}).get('stage')
+                return ('%s%s by %s' % (first_end['stage'], '/' + by if by else '',
+                                        first_end['node']), first_end['stamp'])
 
             def turn(text, until_stage, timeout):
                 before = len(probe.events())
@@ -119,10 +148,20 @@ def test_kill_each_node_mid_reply_then_next_turn_answered(tmp_path):
                 probe.wait_for(lambda: serving_since(probe, name, killed_at), 30,
                                '%s serving again' % name)
                 respawn_s = time.monotonic() - t0
-                turn('下一个问题%d，帮我开灯' % i, 'playback', 30)
+                following = '下一个问题%d，帮我开灯' % i
+                turn(following, 'playback', 30)
+                played_s = time.monotonic() - t0
+                # The in-flight turn: stated by now, or within the watch's margin (3 s)
+                # after its audio was due; the next turn: played to its last chunk.
+                in_flight_end, in_flight_stamp = outcome_of(first, 30)
+                next_end, _ = outcome_of(following, 30)
+                assert next_end.startswith('playback by'), (following, next_end)
                 results[name] = {'respawn_to_serving_s': round(respawn_s, 2),
-                                 'next_turn_played_s': round(time.monotonic() - t0, 2),
-                                 'in_flight_turn_stages': stages_of(first)}
+                                 'next_turn_played_s': round(played_s, 2),
+                                 'in_flight_turn_stages': stages_of(first),
+                                 'in_flight_turn_outcome': in_flight_end,
+                                 'in_flight_outcome_after_kill_s': round(
+                                     in_flight_stamp - killed_at, 2)}
             print('kill -9 results (this machine, under contention):', results)
             assert stack.poll() is None
         except BaseException:

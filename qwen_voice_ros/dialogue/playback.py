@@ -72,8 +72,7 @@ class PlaybackQueue:
         """Queue a chunk; returns (chunk or None if stale, outcomes of evicted turns)."""
         with self._lock:
             if self.is_stale(turn_id):
-                self.counters['dropped_stale'] += 1
-                return None, []
+                return None, [o for o in [self.drop_stale(turn_id)] if o is not None]
             outcomes = self.lifecycle.start(turn_id, self._stamps.get(turn_id))
             seq = self._seq.get(turn_id, 0)
             self._seq[turn_id] = seq + 1
@@ -85,6 +84,27 @@ class PlaybackQueue:
                 self._pending.popleft()
                 self.counters['dropped_overflow'] += 1
             return chunk, outcomes
+
+    def drop_stale(self, turn_id: str) -> Optional[Outcome]:
+        """
+        Count a chunk of a superseded turn dropped on arrival.
+
+        Returns the turn's ``cancelled`` outcome when playback had not stated one yet: a
+        turn whose first chunk arrives after a newer turn began was never open here, so
+        no cut covered it, and without this its audio would vanish without an event.
+        """
+        with self._lock:
+            self.counters['dropped_stale'] += 1
+            if self.lifecycle.ended(turn_id) is not None:
+                return None
+            outcome = self.lifecycle.finish(
+                turn_id, CANCELLED, turn_stamp=self._stamps.get(turn_id),
+                superseded_by=self._superseded.get(turn_id) or self.tracker.latest or '',
+                reason='stale on arrival', dropped_chunks=1,
+                played_chunks=self._played.get(turn_id, 0))
+            if outcome is not None:
+                self.counters['stale_turns'] = self.counters.get('stale_turns', 0) + 1
+            return outcome
 
     def is_stale(self, turn_id: str) -> bool:
         return turn_id in self._superseded or self.tracker.is_stale(turn_id)

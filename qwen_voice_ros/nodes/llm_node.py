@@ -5,7 +5,10 @@ An adapter over :class:`~qwen_voice_ros.dialogue.session.ReplySession` (dialect 
 barge-in, what was spoken) and the chat backend of ``REGISTRY`` (``<backend>.<param>``).
 Generation runs on a supervised worker thread; every turn ends in one event: ``reply``,
 ``cancelled`` (``detail.superseded_by``) or ``error`` -- after an error the user also hears
-``fallback_text`` on ``reply_sentence``.
+``fallback_text`` on ``reply_sentence``.  It also watches tts and playback for the turns
+it answered (:class:`~qwen_voice_ros.dialogue.downstream.DownstreamWatch`): a turn whose
+sentences tts never voices, or whose audio playback never reports (the process died
+mid-turn), ends with an ``error`` event (``detail.stage`` tts or playback), not in silence.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from std_msgs.msg import String
 
 from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.dialogue import COMPLETED, ReplySession
+from qwen_voice_ros.dialogue.downstream import DownstreamWatch
 from qwen_voice_ros.llm import REGISTRY
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
@@ -54,6 +58,12 @@ class LLMNode(VoiceNode):
               'spoken when the reply fails ("" = silent)'),
         Param('fallback_text_cantonese', '唔好意思，我而家答唔到，请你再讲一次。',
               'fallback for Cantonese turns ("" = fallback_text)'),
+        Param('playback_report_margin_s', 5.0, 'a turn whose audio playback has not reported '
+              'this long after it should have played ends with an error event (0: off, '
+              'also the tts check)', min=0.0, max=600.0),
+        Param('tts_report_s', 30.0, 'a turn whose published sentences tts has not voiced this '
+              'long after its last tts progress ends with an error event', min=0.1,
+              max=3600.0),
         Param('input_topic', 'transcript', 'user text in'),
         Param('reply_topic', 'reply', 'full reply out'),
         Param('sentence_topic', 'reply_sentence', 'streamed sentences out'),
@@ -64,7 +74,7 @@ class LLMNode(VoiceNode):
 
     def declare(self):
         self.declare_backend_params(REGISTRY, 'onnx')
-        self.backend = self.session = None
+        self.backend = self.session = self.watch = None
 
     def load(self):
         from qwen_voice_ros.llm.base import LLMNotConfigured
@@ -84,6 +94,8 @@ class LLMNode(VoiceNode):
                                     count_tokens=backend.count_tokens)
         self.session = ReplySession(self.now_s, memory, float(self.param('dialect_wait_s')),
                                     max_queue=int(self.param('max_queue')))
+        self.watch = DownstreamWatch(self.now_s, float(self.param('playback_report_margin_s')),
+                                     float(self.param('tts_report_s')))
 
     def unload(self):
         if self.session is not None:
@@ -106,7 +118,7 @@ class LLMNode(VoiceNode):
                                                          ros_io.QOS_TEXT)
         feed_event = self.subscribe_text_turns(
             self.param('input_topic'), 'transcript', self.on_transcript,
-            on_reattribute=lambda old, new, event: self.session.rename(old, new))
+            on_reattribute=self._rename)
         me = self.get_fully_qualified_name()
 
         def on_event(event):
@@ -117,13 +129,33 @@ class LLMNode(VoiceNode):
                 self.publish_outcomes(self.session.on_dialect(turn_id, label))
             elif stage == 'playback':
                 self.session.on_playback(turn_id, int(event.get('seq', -1)))
+                self.watch.on_playback(turn_id, event.get('final') is True)
+            elif stage == 'tts_audio':
+                self.watch.on_tts_audio(turn_id, event.get('turn_stamp'),
+                                        int(event.get('seq', 0)), event.get('duration_s', 0.0))
+            elif stage == 'playback_start':
+                self.watch.on_playback_start(turn_id)
+            elif stage in ('cancelled', 'error'):
+                self.watch.on_outcome(turn_id)
             elif stage in ('utterance', 'transcript') and event['node'] != me:
                 stamp = event.get('turn_stamp', event['stamp'])
                 self.publish_outcomes(self.session.on_user_turn(turn_id, stamp))
         self.subscribe_events(on_event)
-        self.add_io(self.create_timer(0.02, lambda: self.publish_outcomes(self.session.poll())))
+        self.add_io(self.create_timer(0.02, self._poll))
         self._timing = {}  # turn id -> ttft_s, tokens, tok_per_s for its reply event
         self.worker = self.start_worker('llm-worker', self._work)
+
+    def _rename(self, old, new, _event=None):
+        self.session.rename(old, new)
+        self.watch.rename(old, new)
+
+    def _poll(self):
+        self.publish_outcomes(self.session.poll())
+        for o in self.watch.poll():
+            # Said on behalf of a stage that cannot (it died): not an llm fault, so no WARN
+            # health here; counted as tts_/playback_unreported in this node's diagnostics.
+            self.get_logger().warning('turn %s: %s' % (o.turn_id, o.error))
+            self.emit(o.turn_id, 'error', o.turn_stamp, error=o.error, detail=o.detail)
 
     def on_transcript(self, turn_id, turn_stamp, text, event):
         self.counters['turns'] += 1
@@ -134,6 +166,8 @@ class LLMNode(VoiceNode):
         for o in outcomes:
             if o is None:
                 continue
+            if o.kind != COMPLETED:
+                self.watch.on_outcome(o.turn_id)  # stated here: tts/playback owe nothing more
             if o.kind == COMPLETED:
                 dialect = o.detail.get('dialect')
                 self.emit(o.turn_id, 'reply', o.turn_stamp, text=o.text, final=True,
@@ -209,6 +243,7 @@ class LLMNode(VoiceNode):
                 session.stopped(turn)
 
     def _publish_sentence(self, turn, seq, sentence):
+        self.watch.on_sentence(turn.turn_id, turn.turn_stamp, seq)
         self.emit(turn.turn_id, 'reply_sentence', turn.turn_stamp, text=sentence, seq=seq,
                   final=False)
         self.sentence_pub.publish(String(data=sentence))
@@ -217,6 +252,8 @@ class LLMNode(VoiceNode):
         values = {'backend': self.param('backend')}
         if self.session is not None:
             values.update(self.session.values())
+        if self.watch is not None:
+            values.update(self.watch.values())
         return values
 
 

@@ -81,8 +81,8 @@ class PlaybackNode(VoiceNode):
         # No turn ids: each chunk a turn.  A foreign frame_id is capped (file names, memory).
         turn_id = msg.header.frame_id[:128] or self.ids.new()
         if self.queue.is_stale(turn_id):
-            self.queue.counters['dropped_stale'] += 1
-            return
+            # Once per turn: its cancelled outcome, if no cut stated one (issue 8).
+            return self.publish_outcomes([self.queue.drop_stale(turn_id)])
         try:
             decoded = self.decoder.decode(ros_io.payload_bytes(msg))
         except AudioFormatError as exc:
