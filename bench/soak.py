@@ -7,15 +7,20 @@ domain, with the llm on an OpenAI-compatible server: by default the local test s
 (``test/llm_server.py``: deterministic replies, streamed), or ``--llm-url`` for a real
 one.  Publishes N typed turns on ``transcript``, ``--gap-s`` apart, and follows
 ``voice/events``.  Reports, per turn, its terminal outcome (``played``: playback of its
-reply; ``cancelled``: superseded by a newer turn; ``error`` / ``error_fallback_played``;
-lost: ``none`` -- no terminal event at all -- or ``reply_not_played``), and per node the
-RSS at the start (after a warm-up) and at the end, with growth in %.
+reply to its final chunk; ``cancelled``: superseded by a newer turn; ``error`` /
+``error_fallback_played``; lost: ``none`` -- no terminal event at all --,
+``reply_not_played`` -- a reply, then nothing --, or ``playback_unfinished`` -- some
+chunks played, no final one and no cancel or error), and per node the RSS at the start
+(after a warm-up) and at the end, with growth in %.
 
-    python bench/soak.py [--turns 1000] [--gap-s 1.5] [--json]
+    python bench/soak.py [--turns 1000] [--gap-s 1.5] [--domain 121] [--tts espeak] [--json]
 
 With ``--json`` the last line is one JSON object: turns, outcomes, lost, rss_mb (per node
 start/end/growth_pct), max_growth_pct, restarts, diagnostics (last values per node),
-seconds.
+seconds; and since issue 8's last fixes: domain, cancelled_by_stage and errors_by_stage
+(per turn, the ``detail.stage``/node of its first ``cancelled`` / ``error`` event: ``tts``
+shows the tts pipeline's drop path ran; ``playback`` or ``tts`` errors from ``/llm`` are
+its downstream watch).
 """
 from __future__ import annotations
 
@@ -76,19 +81,29 @@ def node_pids(stack_pid: int) -> dict:
 
 
 def outcome_of(stages) -> str:
-    """Return a turn's terminal outcome from the event stages seen for it."""
+    """
+    Return a turn's terminal outcome from the event stages seen for it.
+
+    ``stages`` holds the event stages, plus ``playback_final`` for a ``playback`` event
+    with ``final`` (the turn's last chunk).
+    """
     if 'cancelled' in stages:
         return 'cancelled'            # superseded by a newer turn (maybe partly played)
     if 'error' in stages:
         return 'error_fallback_played' if 'playback' in stages else 'error'
-    if 'playback' in stages:
+    if 'playback_final' in stages:
         return 'played'
+    if 'playback' in stages:
+        return 'playback_unfinished'  # some chunks played, then nothing: lost
     if 'reply' in stages:
         return 'reply_not_played'     # silently lost after the llm: counted as lost
     return 'none'
 
 
-LOST = ('none', 'reply_not_played')
+LOST = ('none', 'reply_not_played', 'playback_unfinished')
+# Fast DDS refuses domain ids above 232; the default keeps to the range this bench always
+# used, away from the per-engineer test ranges handed out for parallel work.
+DEFAULT_DOMAINS = (120, 129)
 
 
 def main(argv=None) -> int:
@@ -103,8 +118,15 @@ def main(argv=None) -> int:
     parser.add_argument('--tts', default='espeak', help='tts backend (espeak, kokoro, ...)')
     parser.add_argument('--no-realtime', action='store_true',
                         help='null sink returns at once instead of taking the audio time')
+    parser.add_argument('--domain', type=int, default=None,
+                        help='ROS_DOMAIN_ID of the private stack (0-232; default: a random '
+                        'one in %d-%d)' % DEFAULT_DOMAINS)
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
+    if args.domain is None:
+        args.domain = random.SystemRandom().randint(*DEFAULT_DOMAINS)
+    if not 0 <= args.domain <= 232:
+        parser.error('--domain must be in 0-232 (Fast DDS rejects larger ids)')
 
     import rclpy  # noqa: F401  (fail early outside the ROS environment)
     from diagnostic_msgs.msg import DiagnosticArray
@@ -120,7 +142,7 @@ def main(argv=None) -> int:
     if not url:
         server = ChatServer(delay_s=0.03).__enter__()
         url = server.url
-    env = ros_env(random.SystemRandom().randint(120, 129))
+    env = ros_env(args.domain)
     tmp = tempfile.mkdtemp(prefix='soak-')
     params = os.path.join(tmp, 'params.yaml')
     with open(params, 'w') as f:
@@ -133,6 +155,7 @@ def main(argv=None) -> int:
         stdout=log, stderr=subprocess.STDOUT)
     probe = Probe(env['ROS_DOMAIN_ID'])
     stages = collections.defaultdict(set)   # turn id -> stages seen
+    ended_by = {}          # (turn id, cancelled|error) -> 'detail.stage/node' of the first
     text_to_turn = {}
     invalid = [0]
     lock = threading.Lock()
@@ -145,6 +168,11 @@ def main(argv=None) -> int:
             return
         with lock:
             stages[event['turn_id']].add(event['stage'])
+            if event['stage'] == 'playback' and event.get('final') is True:
+                stages[event['turn_id']].add('playback_final')
+            if event['stage'] in ('cancelled', 'error'):
+                ended_by.setdefault((event['turn_id'], event['stage']), '%s/%s' % (
+                    (event.get('detail') or {}).get('stage') or '?', event['node']))
             if event['stage'] == 'transcript' and 'text' in event:
                 text_to_turn.setdefault(event['text'], event['turn_id'])
 
@@ -192,6 +220,9 @@ def main(argv=None) -> int:
             outcomes = collections.Counter(
                 outcome_of(stages.get(text_to_turn.get(t, ''), ())) for t in texts)
             unattributed = sum(1 for t in texts if t not in text_to_turn)
+            by_stage = {kind: dict(collections.Counter(
+                ended_by[(text_to_turn[t], kind)] for t in texts
+                if (text_to_turn.get(t), kind) in ended_by)) for kind in ('cancelled', 'error')}
             lost_examples = [(text_to_turn.get(t, ''), sorted(stages.get(
                 text_to_turn.get(t, ''), ()))) for t in texts
                 if outcome_of(stages.get(text_to_turn.get(t, ''), ())) in LOST][:8]
@@ -205,7 +236,8 @@ def main(argv=None) -> int:
             'turns': args.turns, 'gap_s': args.gap_s,
             'outcomes': dict(outcomes), 'lost': sum(outcomes.get(k, 0) for k in LOST),
             'unattributed': unattributed, 'invalid_events': invalid[0],
-            'lost_examples': lost_examples,
+            'lost_examples': lost_examples, 'domain': args.domain,
+            'cancelled_by_stage': by_stage['cancelled'], 'errors_by_stage': by_stage['error'],
             'rss_mb': rss, 'max_growth_pct': max(growths) if growths else None,
             'restarts': sum(1 for r in rss.values() if r.get('respawned')),
             'diagnostics': diagnostics,
@@ -222,6 +254,8 @@ def main(argv=None) -> int:
         if server is not None:
             server.__exit__(None, None, None)
     print('turns by outcome: %s (lost: %d)' % (summary['outcomes'], summary['lost']))
+    print('first cancelled per turn by stage/node: %s; first error: %s'
+          % (summary['cancelled_by_stage'], summary['errors_by_stage']))
     for name, row in summary['rss_mb'].items():
         print('%-9s RSS %7.1f MB -> %7.1f MB (%+.1f %%)'
               % (name, row['start'], row['end'], row['growth_pct']))
