@@ -242,6 +242,9 @@ class ReplySession:
     def _enqueue(self, turn: ReplyTurn) -> List[Outcome]:
         outcomes: List[Outcome] = []
         turn.state = QUEUED
+        # Cut turns stay in the deque until the worker pops them; a busy worker must not
+        # let them pile up (issue 8: every structure bounded), so drop them here.
+        self._queue = collections.deque(t for t in self._queue if t.state == QUEUED)
         self._queue.append(turn)
         while len([t for t in self._queue if t.state == QUEUED]) > self.max_queue:
             old = self._queue.popleft()
