@@ -75,13 +75,17 @@ def test_two_users_share_one_session_and_free_it_on_the_last_release(onnx_dir, p
 
 
 def test_other_settings_get_their_own_engine(onnx_dir, pool, tmp_path):
+    from qwen_voice_ros.llm.onnx_engine import physical_cores
     a = pool.acquire(onnx_dir, provider='cpu')
-    b = pool.acquire(onnx_dir, provider='cpu', intra_op_threads=1)
+    b = pool.acquire(onnx_dir, provider='cpu', intra_op_threads=physical_cores() + 1)
+    # 0 threads means "physical cores": the same session as that number spelt out
+    c = pool.acquire(onnx_dir, provider='cpu', intra_op_threads=physical_cores())
     try:
         assert a.session is not b.session and len(pool.stats()) == 2
+        assert c.session is a.session
     finally:
-        pool.release(a)
-        pool.release(b)
+        for handle in (a, b, c):
+            pool.release(handle)
 
 
 def test_scores_stay_exact_while_the_other_user_generates(onnx_dir, pool):

@@ -26,10 +26,12 @@ are per handle on the other providers.
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Dict, List, Optional, Tuple
 
+_LOG = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _ENGINES: Dict[Tuple, '_Entry'] = {}
 
@@ -46,9 +48,12 @@ def pool_key(model_dir, provider: str = 'cpu', trt_cache_dir: Optional[str] = No
              intra_op_threads: Optional[int] = None, model_filename: str = 'model.onnx',
              device_id: int = 0, max_prompt: int = 1024, **_per_handle) -> Tuple:
     """Return what identifies one loaded session (see the module docstring)."""
+    from qwen_voice_ros.llm.onnx_engine import physical_cores
+    # 0/None means "physical cores" in the engine: the same session as that number spelt out.
+    threads = int(intra_op_threads or 0) or physical_cores()
     key = (os.path.realpath(os.path.expanduser(str(model_dir))), str(provider),
            int(device_id), os.path.realpath(trt_cache_dir) if trt_cache_dir else None,
-           bool(trt_fp16), int(intra_op_threads or 0), str(model_filename))
+           bool(trt_fp16), threads, str(model_filename))
     if provider == 'tensorrt':
         key += (int(max_context), int(max_prompt))
     return key
@@ -66,6 +71,11 @@ def acquire(model_dir, **kwargs):
     with _LOCK:  # loading under the lock: a second node waits instead of loading a copy
         entry = _ENGINES.get(key)
         if entry is None:
+            twins = [e.key for e in _ENGINES.values() if e.key[0] == key[0]]
+            if twins:  # same model, other session settings: a second copy in memory
+                _LOG.warning('loading a second copy of %s: settings %s differ from the loaded '
+                             '%s (align provider/threads/TensorRT settings to share it)',
+                             key[0], key[1:], twins[0][1:])
             entry = _Entry(key, OnnxCausalLM(model_dir, **kwargs))
             entry.engine.drop_cache()  # users get forks with their own caches
             _ENGINES[key] = entry

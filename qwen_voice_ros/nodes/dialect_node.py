@@ -28,6 +28,8 @@ PARAMS = (
           'this process that use the same model_dir and provider (own KV cache, one lock)'),
     Param('llm_provider', 'cpu', 'llm/hybrid: ONNX Runtime execution provider',
           choices=('tensorrt', 'cuda', 'cpu')),
+    Param('llm_intra_op_threads', 0, 'llm/hybrid: ONNX Runtime threads (0 = physical cores; '
+          "to share the llm node's engine use its onnx.intra_op_threads)", min=0, max=256),
     # few-shot prompt ~270 tokens + the sentence (cut to <= 1250 characters) + label
     Param('llm_max_context', 2048, 'llm/hybrid: KV cache length in tokens', min=512,
           max=32768),
@@ -55,7 +57,8 @@ class DialectNode(VoiceNode):
             if not model_dir:
                 raise ValueError('dialect backend %r needs llm_model_dir' % stage)
             settings = dict(provider=self.param('llm_provider'),
-                            max_context=int(self.param('llm_max_context')))
+                            max_context=int(self.param('llm_max_context')),
+                            intra_op_threads=int(self.param('llm_intra_op_threads')) or None)
             if self.param('llm_share_engine'):
                 from qwen_voice_ros.llm import engine_pool
                 scorer = engine_pool.acquire(model_dir, **settings)
