@@ -74,6 +74,9 @@ class FasterWhisperASR(ASRBackend):
         Param('compression_ratio_threshold', 2.4, 'gzip ratio above which a decode counts as '
               'repetitive (failed)', min=1.0, max=10.0),
         Param('temperature_fallback', True, 'retry failed decodes at temperatures 0.2..1.0'),
+        Param('encoder_pad_s', 1.5, 'encode the utterance plus this much padding instead of '
+              'a 30 s window (0 = the full window); a looping decode is redone on the full '
+              'window', min=0.0, max=30.0),
     )
 
     def __init__(self, model_dir: str = '', language: str = 'zh', compute_type: str = 'int8',
@@ -81,8 +84,11 @@ class FasterWhisperASR(ASRBackend):
                  to_simplified: bool = True, initial_prompt: str = '', hotwords: str = '',
                  lexicon_hotwords: bool = False, no_speech_threshold: float = 0.6,
                  log_prob_threshold: float = -1.0, compression_ratio_threshold: float = 2.4,
-                 temperature_fallback: bool = True):
+                 temperature_fallback: bool = True, encoder_pad_s: float = 1.5):
         self.model_dir = model_dir
+        self.encoder_pad_s = float(encoder_pad_s)
+        self._encoder_frames = 0      # 0: the full window (set per transcribe call)
+        self.full_window_retries = 0  # decodes that looped on the short window
         self.language = language or None
         self.compute_type = compute_type
         self.device = device
@@ -126,6 +132,17 @@ class FasterWhisperASR(ASRBackend):
                                    % (model_dir, exc)) from None
         self.resolved_dir = model_dir
         self._t2s = make_t2s() if self.to_simplified else None
+        if self.encoder_pad_s > 0:
+            self.model.encode = self._encode  # faster-whisper calls self.encode per window
+
+    def _encode(self, features):
+        # Whisper pads every utterance to a 30 s mel window; CTranslate2's encoder also takes
+        # fewer frames, and its cost follows them: 2.6 s of speech + 1.5 s cost ~0.3 CPU s
+        # instead of ~1.5 (docs/latency.md).  0.5 s of padding made greedy decodes loop.
+        frames = self._encoder_frames
+        if 0 < frames < features.shape[-1]:
+            features = np.ascontiguousarray(features[..., :frames])
+        return type(self.model).encode(self.model, features)
 
     def transcribe(self, audio: np.ndarray, prompt: Optional[str] = None) -> str:
         if self.model is None:
@@ -134,6 +151,19 @@ class FasterWhisperASR(ASRBackend):
                               neginf=0.0)
         if audio.size == 0:
             return ''
+        if self.encoder_pad_s > 0:
+            audio_s = audio.size / float(self.sample_rate)
+            self._encoder_frames = int(np.ceil((audio_s + self.encoder_pad_s) * 100))  # 10 ms
+            try:
+                text = self._transcribe(audio, prompt)
+            finally:
+                self._encoder_frames = 0
+            if not _looks_looped(text, audio_s):
+                return text
+            self.full_window_retries += 1
+        return self._transcribe(audio, prompt)
+
+    def _transcribe(self, audio: np.ndarray, prompt: Optional[str]) -> str:
         segments, _info = self.model.transcribe(
             audio, language=self.language, beam_size=self.beam_size, vad_filter=False,
             condition_on_previous_text=False, initial_prompt=prompt or self.initial_prompt,
@@ -145,3 +175,13 @@ class FasterWhisperASR(ASRBackend):
 
     def close(self) -> None:
         self.model = None
+
+
+def _looks_looped(text: str, audio_s: float) -> bool:
+    """Return True for a decode that repeats itself or says more than the audio can hold."""
+    import zlib
+    chars = len(text.replace(' ', ''))
+    if chars > 8 + 8.0 * audio_s:  # Mandarin is ~4-6 characters per second
+        return True
+    raw = text.encode('utf-8')
+    return len(raw) > 24 and len(raw) / float(len(zlib.compress(raw))) > 2.4
