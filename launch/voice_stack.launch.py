@@ -2,10 +2,12 @@
 Launch the voice stack: ``ros2 launch qwen_voice_ros voice_stack.launch.py``.
 
 Launch arguments switch each node on or off (``capture:=false``), pick ``params_file``,
-``namespace``, ``llm_backend``, ``llm_model_dir`` and ``use_sim_time``.  The node list comes from
-``qwen_voice_ros.stack.description`` (as for ``qwen-voice-stack``).  Every node is a lifecycle
-node: this file configures it, then activates it once it reaches ``inactive``; a crashed
-node is respawned and taken through the same transitions again.
+``namespace``, ``llm_backend``, ``llm_model_dir``, ``share_llm`` and ``use_sim_time``.  The
+node list comes from ``qwen_voice_ros.stack.description`` (as for ``qwen-voice-stack``).
+Every node is a lifecycle node: this file configures it, then activates it once it reaches
+``inactive``; a crashed node is respawned and taken through the same transitions again.
+With ``share_llm:=true`` the dialect and llm nodes run in one process
+(``qwen-voice-dialect-llm``, one loaded model) and configure themselves (autostart).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
@@ -35,16 +37,27 @@ def _lifecycle_actions(node):
     return [action, RegisterEventHandler(configure), RegisterEventHandler(activate)]
 
 
+def _multi_node_actions(node):
+    """Start a process of several nodes (share_llm); they configure and activate themselves."""
+    from launch_ros.actions import Node  # only needed for share_llm:=true
+    params = node.all_params_files() + [dict(node.overrides)]
+    return [Node(package=PACKAGE, executable=node.spec.executable, namespace=node.namespace,
+                 parameters=params, output='screen', respawn=True, respawn_delay=2.0)]
+
+
 def _stack(context):
     value = {name: LaunchConfiguration(name).perform(context)
              for name in [n.name for n in NODES]
-             + ['params_file', 'namespace', 'llm_backend', 'llm_model_dir', 'use_sim_time']}
+             + ['params_file', 'namespace', 'llm_backend', 'llm_model_dir', 'use_sim_time',
+                'share_llm']}
     stack = build_stack({n.name: value[n.name] for n in NODES}, value['params_file'],
                         value['namespace'], value['llm_backend'], value['use_sim_time'],
-                        autostart=False, llm_model_dir=value['llm_model_dir'])
+                        autostart=False, llm_model_dir=value['llm_model_dir'],
+                        share_llm=value['share_llm'])
     actions = []
     for node in stack:
-        actions += _lifecycle_actions(node)
+        actions += _multi_node_actions(node) if node.spec.multi_node \
+            else _lifecycle_actions(node)
     return actions
 
 
@@ -60,6 +73,9 @@ def generate_launch_description():
                               description='override the llm backend: onnx | openai_http'),
         DeclareLaunchArgument('llm_model_dir', default_value='',
                               description='llm ONNX model directory (qwen-voice-export output)'),
+        DeclareLaunchArgument('share_llm', default_value='false',
+                              description='dialect + llm in one process sharing one loaded '
+                                          'model (qwen-voice-dialect-llm)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description='follow /clock (e.g. qwen-voice-replay --clock)'),
     ]

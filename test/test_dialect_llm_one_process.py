@@ -72,3 +72,45 @@ def test_dialect_and_llm_nodes_share_one_engine_in_one_process(tmp_path):
     assert dialect['dialect']['label'] == expected.label
     for label, score in expected.scores.items():
         assert dialect['dialect']['scores'][label] == pytest.approx(score, abs=1e-6)
+
+
+def test_share_llm_puts_dialect_and_llm_in_one_process_with_per_node_parameters():
+    from qwen_voice_ros.stack import runner
+    args = runner.parse_args(['share_llm:=true', 'llm_model_dir:=/opt/m', 'capture:=false',
+                              'llm_backend:=onnx', 'namespace:=robot1'])
+    stack = runner.stack_from_args(args)
+    assert [n.name for n in stack] == ['hearing', 'dialect_llm', 'tts', 'playback']
+    shared = stack[1]
+    assert shared.spec.executable == 'qwen-voice-dialect-llm'
+    assert shared.overrides == {'use_sim_time': False, 'autostart': True}
+    assert shared.node_overrides == {'dialect': {'llm_model_dir': '/opt/m'},
+                                     'llm': {'backend': 'onnx', 'model_dir': '/opt/m'}}
+    ros_args = shared.ros_arguments()
+    assert not any(a.startswith('__node:=') for a in ros_args)  # both keep their names
+    assert ros_args[ros_args.index('-r') + 1] == '__ns:=/robot1'
+    node_file = [ros_args[i + 1] for i, a in enumerate(ros_args) if a == '--params-file'][-1]
+    with open(node_file) as handle:
+        assert yaml.safe_load(handle) == {
+            '/**/dialect': {'ros__parameters': {'llm_model_dir': '/opt/m'}},
+            '/**/llm': {'ros__parameters': {'backend': 'onnx', 'model_dir': '/opt/m'}}}
+    # off by default, and without the dialect node there is nothing to share
+    assert 'dialect_llm' not in [n.name for n in runner.stack_from_args(runner.parse_args([]))]
+    alone = runner.stack_from_args(runner.parse_args(['share_llm:=true', 'dialect:=false']))
+    assert 'llm' in [n.name for n in alone] and 'dialect_llm' not in [n.name for n in alone]
+
+
+def test_launch_file_starts_the_shared_process_as_one_self_starting_node(monkeypatch):
+    pytest.importorskip('lifecycle_msgs')
+    import test_launch_stack_parity as parity
+    stubs = parity._stub_modules()
+    stubs['launch_ros.actions'].Node = type('Node', (parity._Recorded,), {})
+    monkeypatch.setattr(parity, '_stub_modules', lambda: stubs)
+    actions = parity._launch({'share_llm': 'true', 'llm_model_dir': '/opt/m'})
+    plain = [a for a in actions if type(a).__name__ == 'Node']
+    lifecycle = [a.kwargs['name'] for a in actions if type(a).__name__ == 'LifecycleNode']
+    assert 'dialect' not in lifecycle and 'llm' not in lifecycle and 'tts' in lifecycle
+    assert len(plain) == 1
+    kwargs = plain[0].kwargs
+    assert kwargs['executable'] == 'qwen-voice-dialect-llm' and 'name' not in kwargs
+    assert kwargs['respawn'] is True
+    assert kwargs['parameters'][-1] == {'use_sim_time': False, 'autostart': True}

@@ -23,6 +23,7 @@ class NodeSpec:
     module: str          # python -m entry point (same main)
     enabled: bool        # on by default
     summary: str
+    multi_node: bool = False  # a process of several nodes: no __node remap, nodes self-start
 
 
 NODES = (
@@ -40,6 +41,12 @@ NODES = (
              'tts/audio -> speaker (sounddevice), WAV files or null'),
 )
 
+# share_llm: dialect + llm in one process (qwen-voice-dialect-llm) so the dialect node's LLM
+# stage and the llm node share one loaded model (llm/engine_pool.py, docs/llm.md).
+SHARED_LLM = NodeSpec('dialect_llm', 'qwen-voice-dialect-llm', 'qwen_voice_ros.nodes.dialect_llm',
+                      False, 'dialect + llm nodes in one process, one loaded model',
+                      multi_node=True)
+
 LLM_BACKENDS = ('onnx', 'openai_http')
 # The llm node's parameter that the ``llm_model_dir`` launch argument sets.
 LLM_MODEL_DIR_PARAM = 'model_dir'
@@ -53,6 +60,8 @@ class NodeLaunch:
     namespace: str
     params_files: List[str]
     overrides: Dict[str, object]
+    # one process, several nodes: parameters for one node only, by node name
+    node_overrides: Dict[str, Dict[str, object]] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -60,14 +69,42 @@ class NodeLaunch:
 
     def ros_arguments(self) -> List[str]:
         """``--ros-args`` for a plain process: the same as launch_ros passes."""
-        args = ['--ros-args', '-r', '__node:=%s' % self.spec.name]
+        args = ['--ros-args']
+        if not self.spec.multi_node:  # a multi-node process keeps each node's own name
+            args += ['-r', '__node:=%s' % self.spec.name]
         if self.namespace:
             args += ['-r', '__ns:=%s' % self.namespace]
-        for path in self.params_files:
+        for path in self.all_params_files():
             args += ['--params-file', path]
         for key, value in self.overrides.items():
             args += ['-p', '%s:=%s' % (key, _param_text(value))]
         return args
+
+
+    def all_params_files(self) -> List[str]:
+        """``params_files``, then a generated file with the per-node overrides (if any)."""
+        return list(self.params_files) + ([self.node_params_file()] if self.node_overrides
+                                          else [])
+
+    def node_params_file(self) -> str:
+        """
+        Write ``node_overrides`` as a ROS params file and return its path.
+
+        ``-p`` would set a value on every node of the process (``backend`` means different
+        things to the dialect and llm nodes), so per-node values go through a YAML file
+        keyed ``/**/<node>``; its name is derived from the content, rewritten each time.
+        """
+        import hashlib
+        import json
+        import tempfile
+        data = {'/**/%s' % name: {'ros__parameters': dict(values)}
+                for name, values in sorted(self.node_overrides.items())}
+        text = json.dumps(data, sort_keys=True)  # JSON is YAML: no yaml import needed
+        path = os.path.join(tempfile.gettempdir(), 'qwen_voice_%s_%s.yaml' % (
+            self.spec.name, hashlib.sha256(text.encode()).hexdigest()[:12]))
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write(text + '\n')
+        return path
 
 
 def default_params_file() -> str:
@@ -96,12 +133,16 @@ def parse_bool(value) -> bool:
 
 def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = '',
                 namespace: str = '', llm_backend: str = '', use_sim_time=False,
-                autostart: bool = True, llm_model_dir: str = '') -> List[NodeLaunch]:
+                autostart: bool = True, llm_model_dir: str = '',
+                share_llm=False) -> List[NodeLaunch]:
     """
     Return the node list for the given switches; unknown switch names are an error.
 
     ``llm_model_dir`` (a qwen-voice-export directory) overrides the llm node's
     ``onnx.model_dir``/``model_dir`` so a launch argument picks the model without a YAML file.
+    ``share_llm`` puts the dialect and llm nodes (when both are on) in one process,
+    ``qwen-voice-dialect-llm``, whose nodes configure themselves (autostart) and share one
+    loaded model; ``llm_model_dir`` then also becomes the dialect node's ``llm_model_dir``.
     """
     enabled = dict(enabled or {})
     unknown = set(enabled) - {n.name for n in NODES}
@@ -124,7 +165,33 @@ def build_stack(enabled: Optional[Dict[str, object]] = None, params_file: str = 
         if spec.name == 'llm' and llm_model_dir:
             overrides[LLM_MODEL_DIR_PARAM] = os.path.abspath(os.path.expanduser(llm_model_dir))
         stack.append(NodeLaunch(spec, namespace, list(files), overrides))
+    names = [n.name for n in stack]
+    if parse_bool(share_llm) and 'dialect' in names and 'llm' in names:
+        stack = _merge_dialect_llm(stack, llm_model_dir)
     return stack
+
+
+def _merge_dialect_llm(stack: List[NodeLaunch], llm_model_dir: str) -> List[NodeLaunch]:
+    """Replace the dialect and llm entries by one qwen-voice-dialect-llm process."""
+    by_name = {n.name: n for n in stack}
+    dialect, llm = by_name['dialect'], by_name['llm']
+    shared = ('use_sim_time', 'autostart')
+    per_node = {}
+    for node in (dialect, llm):
+        per_node[node.name] = {k: v for k, v in node.overrides.items() if k not in shared}
+    if llm_model_dir:
+        per_node['dialect']['llm_model_dir'] = llm.overrides[LLM_MODEL_DIR_PARAM]
+    # launch_ros cannot drive two lifecycle nodes of one process: they start themselves
+    overrides = {'use_sim_time': llm.overrides['use_sim_time'], 'autostart': True}
+    merged = NodeLaunch(SHARED_LLM, llm.namespace, list(llm.params_files), overrides,
+                        {k: v for k, v in per_node.items() if v})
+    out = []
+    for node in stack:
+        if node.name == 'dialect':
+            out.append(merged)
+        elif node.name != 'llm':
+            out.append(node)
+    return out
 
 
 def _param_text(value) -> str:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 from qwen_voice_ros.stack.description import NODES, NodeLaunch, build_stack
 
 LAUNCH_ARGS = [n.name for n in NODES] + ['params_file', 'namespace', 'llm_backend',
-                                         'llm_model_dir', 'use_sim_time']
+                                         'llm_model_dir', 'use_sim_time', 'share_llm']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -38,6 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--llm-model-dir', default='',
                         help='the llm node\'s ONNX model directory (a qwen-voice-export output)')
     parser.add_argument('--use-sim-time', action='store_true')
+    parser.add_argument('--share-llm', action='store_true',
+                        help='dialect + llm in one process sharing one loaded model')
     parser.add_argument('--print', dest='print_only', action='store_true',
                         help='print the node list (JSON) and exit')
     parser.add_argument('--respawn-delay', type=float, default=2.0)
@@ -61,13 +63,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.llm_backend = values.get('llm_backend', args.llm_backend)
     args.llm_model_dir = values.get('llm_model_dir', args.llm_model_dir)
     args.use_sim_time = values.get('use_sim_time', args.use_sim_time)
+    args.share_llm = values.get('share_llm', args.share_llm)
     return args
 
 
 def stack_from_args(args: argparse.Namespace) -> List[NodeLaunch]:
     stack = build_stack(args.enabled, args.params_file, args.namespace, args.llm_backend,
                         args.use_sim_time, autostart=True,
-                        llm_model_dir=getattr(args, 'llm_model_dir', ''))
+                        llm_model_dir=getattr(args, 'llm_model_dir', ''),
+                        share_llm=getattr(args, 'share_llm', False))
     for node in stack:
         node.params_files.extend(getattr(args, 'extra_params_file', []))
     return stack
@@ -75,8 +79,10 @@ def stack_from_args(args: argparse.Namespace) -> List[NodeLaunch]:
 
 def describe(stack: List[NodeLaunch]) -> List[dict]:
     """Describe a node list comparably (the launch test uses the same shape)."""
-    return [{'name': n.name, 'executable': n.spec.executable, 'namespace': n.namespace,
-             'params_files': n.params_files, 'overrides': n.overrides} for n in stack]
+    return [dict({'name': n.name, 'executable': n.spec.executable, 'namespace': n.namespace,
+                  'params_files': n.params_files, 'overrides': n.overrides},
+                 **({'node_overrides': n.node_overrides} if n.node_overrides else {}))
+            for n in stack]
 
 
 class Supervisor:
