@@ -6,7 +6,8 @@ pack) must stay at CER <= 10 %.  Skips with the reason when a pack is not instal
 import numpy as np
 import pytest
 
-from qwen_voice_ros.tts.kokoro import parse_voice, split_ids
+from qwen_voice_ros.tts.kokoro import (STYLE_SPLIT, blend, format_voice, parse_voice,
+                                       parse_voice_spec, split_ids)
 
 ROUND_TRIP = [
     '今天天气很好，我们一起去公园散步吧。',
@@ -45,6 +46,44 @@ def test_parse_voice():
     for bad in ('c', 'a:x', 'a:-1', '', 'a:1,b:-1', 'a:20'):
         with pytest.raises(ValueError):
             parse_voice(bad, names)
+
+
+def test_voice_spec_with_a_separate_prosody_blend():
+    names = ['a', 'b']
+    voices = {'a': np.ones((3, 1, 256), np.float32), 'b': np.full((3, 1, 256), 3.0, np.float32)}
+    timbre, prosody = parse_voice_spec('a:1.5,b:-0.5|b', names)
+    assert timbre == {'a': 1.5, 'b': -0.5} and prosody == {'b': 1.0}
+    assert parse_voice_spec('a', names) == ({'a': 1.0}, None)
+    style = blend(voices, timbre, prosody)
+    assert np.allclose(style[..., :STYLE_SPLIT], 0.0) and np.allclose(style[..., STYLE_SPLIT:], 3)
+    assert np.allclose(blend(voices, {'a': 0.5, 'b': 0.5}), 2.0)
+    assert format_voice(timbre, prosody) == 'a:1.500,b:-0.500|b:1.000'
+    assert parse_voice_spec(format_voice(timbre, prosody), names) == (timbre, prosody)
+
+
+def _misaki_reason():
+    try:
+        import misaki.zh  # noqa: F401
+    except Exception as exc:
+        return str(exc)
+    return ''
+
+
+@pytest.mark.skipif(bool(_misaki_reason()), reason='misaki[zh] not installed')
+def test_tone_sandhi_and_pinyin_overrides():
+    from qwen_voice_ros.tts.kokoro import MandarinG2P, load_overrides
+    legacy, sandhi = MandarinG2P(sandhi=False), MandarinG2P(sandhi=True)
+    assert load_overrides()['调到'] == ['tiao2', 'dao4']
+    # 空调调到: legacy reads the second 调 diao4 (tjau↘); the override gives tiao2
+    assert legacy('空调调到') == 'kʰʊ→ŋtʰjau↗ tjau↘ tau↘'
+    assert sandhi('空调调到') == 'kʰʊ→ŋtʰjau↗ tʰjau↗ tau↘'
+    assert legacy('可以') == 'kʰɤ↓i↓' and sandhi('可以') == 'kʰɤ↗i↓'        # 3-3 -> 2-3
+    assert legacy('不贵') == 'pu↘ kwei↘' and sandhi('不贵') == 'pu↗kwei↘'    # bu2 before 4
+    assert legacy('一瓶') == 'i→pʰi↗ŋ' and sandhi('一瓶') == 'i↘pʰi↗ŋ'        # yi4 before 2
+    # punctuation, English and digits take the same path as the legacy call
+    for text in ('你好，我是机器人。', '请打开GPS和Wi-Fi。', '共3个'):
+        assert sandhi(text).count(',') == legacy(text).count(',')
+        assert sandhi(text).count('.') == legacy(text).count('.')
 
 
 def test_split_ids_prefers_punctuation():

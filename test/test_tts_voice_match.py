@@ -4,7 +4,7 @@ import pytest
 
 from qwen_voice_ros.tts.base import Speech
 from qwen_voice_ros.tts.profiles import ProfileError, load_profile, load_reference
-from qwen_voice_ros.tts.voice_match import match_profile, search
+from qwen_voice_ros.tts.voice_match import match_profile, match_reference, search, search_split
 
 
 def test_search_beats_the_best_single_voice_on_a_blend_optimum():
@@ -72,16 +72,76 @@ def test_match_profile_caches_per_reference(tmp_path):
     ref = _wav(tmp_path / 'ref.wav', 2.0)
     tts, embedder = FakeKokoro(), FakeEmbedder()
     first = match_profile(tts, VoiceProfile(ref), tries=12, cache_dir=str(tmp_path),
-                          embedder=embedder)
+                          embedder=embedder, use_asr=False)
     assert not first.cached and first.tries == 12 and tts.calls == 12
     assert first.similarity > first.baseline_similarity
     assert first.baseline_voice == 'v2'
     again = match_profile(tts, VoiceProfile(ref), tries=12, cache_dir=str(tmp_path),
-                          embedder=embedder)
+                          embedder=embedder, use_asr=False)
     assert again.cached and tts.calls == 12 and again.weights == pytest.approx(first.weights)
     held_out = match_profile(tts, VoiceProfile(ref), tries=6, cache_dir=str(tmp_path),
-                             embedder=embedder, exclude=['v2'])
+                             embedder=embedder, exclude=['v2'], use_asr=False)
     assert not held_out.cached and 'v2' not in held_out.singles
+    # without an intelligibility check the search never extrapolates
+    unchecked = match_profile(tts, VoiceProfile(ref), tries=12, cache_dir=str(tmp_path),
+                              embedder=embedder, floor=-0.5, use_asr=False)
+    assert min(unchecked.weights.values()) >= 0 and unchecked.check.startswith('unchecked')
+
+
+def _toy(names, timbre_target, prosody_target):
+    def score(timbre, prosody):
+        t = np.array([timbre.get(n, 0.0) for n in names])
+        p = np.array([prosody.get(n, 0.0) for n in names])
+        return (1.0 - float(np.sum((t - timbre_target) ** 2))
+                - 0.3 * float(np.sum((p - prosody_target) ** 2)))
+    return score
+
+
+def test_split_search_extrapolates_the_timbre_only():
+    names = ['a', 'b', 'c', 'd', 'e']
+    score = _toy(names, np.array([1.3, 0.2, 0.0, -0.2, -0.3]), np.array([0, 0, 1.0, 0, 0]))
+    (inside_t, inside_p), inside, singles, history = search_split(score, names, tries=32)
+    (t, p), value, _, _ = search_split(score, names, tries=32, floor=-0.5)
+    assert len(history) == 32 and set(singles) == set(names)
+    assert min(inside_t.values()) >= 0 and min(t.values()) >= -0.5 - 1e-9
+    assert min(t.values()) < 0 and min(p.values()) >= 0          # prosody never extrapolates
+    assert abs(sum(t.values()) - 1) < 1e-9 and abs(sum(p.values()) - 1) < 1e-9
+    assert value > inside + 0.1 and inside > max(singles.values())
+
+
+class SplitKokoro(FakeKokoro):
+    """Output level = timbre-half mean; 'clarity' falls with the prosody half's distance."""
+
+    def __init__(self):
+        self.voices = {n: np.full((510, 1, 256), v, np.float32)
+                       for n, v in (('v1', 0.1), ('v2', 0.5), ('v3', 0.9))}
+        self.calls = 0
+
+    def synthesize(self, text, dialect=None, style=None, speed=None):
+        self.calls += 1
+        return Speech(np.full(1600, float(style[..., :128].mean()), np.float32), 16000)
+
+
+def test_intelligibility_constraint_rejects_unclear_candidates():
+    tts, embedder = SplitKokoro(), FakeEmbedder()
+    reference = embedder.embed(np.zeros(10))     # direction of level 0.62: between v2 and v3
+
+    def cer_of(style):
+        # extrapolated timbre (level outside the voices' 0.1..0.9) "sounds unclear"
+        level = float(style[..., :128].mean())
+        return 0.05 if 0.1 <= level <= 0.9 else 0.5
+    free = match_reference(tts, reference, embedder, tries=16, floor=-0.5,
+                           check=lambda style: 0.05)
+    strict = match_reference(tts, reference, embedder, tries=16, floor=-0.5, check=cer_of,
+                             cer_margin=0.05)
+    assert free.cer == 0.05 and free.similarity > free.baseline_similarity
+    assert strict.baseline_cer == 0.05 and strict.cer <= 0.10
+    assert strict.similarity >= strict.baseline_similarity
+    # a check that fails every candidate keeps the best single voice, and says so
+    never = match_reference(tts, reference, embedder, tries=16, floor=-0.5,
+                            check=lambda style: 0.05 if style.std() == 0 else 0.9)
+    assert never.weights == {never.baseline_voice: 1.0} and never.prosody is None
+    assert never.similarity == never.baseline_similarity and 'kept' in never.check
 
 
 def test_reference_checks(tmp_path):

@@ -67,11 +67,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--param', action='append', default=[], metavar='KEY=VALUE',
                         help='backend parameter (repeatable), e.g. base_url=http://host:50000')
     parser.add_argument('--transcript', default='', help='what the reference clip says')
-    parser.add_argument('--tries', type=int, default=24, help='blends tried by voice matching')
+    parser.add_argument('--tries', type=int, default=32, help='blends tried by voice matching')
     parser.add_argument('--exclude', action='append', default=[], metavar='VOICE',
                         help='shipped voice held out of the search and the baseline')
     parser.add_argument('--floor', type=float, default=0.0,
-                        help='lowest blend weight (0: blends only; < 0: extrapolate)')
+                        help='lowest timbre blend weight (0: blends only; < 0: extrapolate)')
+    parser.add_argument('--cer-margin', type=float, default=0.05,
+                        help='intelligibility constraint: the matched voice\'s CER through the '
+                        'project\'s ASR may exceed the best single voice\'s by at most this')
+    parser.add_argument('--no-check', action='store_true',
+                        help='skip the intelligibility check (then no extrapolation)')
     parser.add_argument('--cache-dir', default='', help='matched-voice cache (default ~/.cache)')
     parser.add_argument('--json', action='store_true', help='last line: one JSON object')
     args = parser.parse_args(argv)
@@ -109,12 +114,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from qwen_voice_ros.tts.kokoro import blend
         result = match_profile(kokoro, profile, tries=args.tries,
                                cache_dir=args.cache_dir or None, embedder=embedder,
-                               exclude=args.exclude, floor=args.floor)
+                               exclude=args.exclude, floor=args.floor,
+                               cer_margin=args.cer_margin, use_asr=not args.no_check)
         similarity = _similarity(kokoro, embedder, reference, texts,
-                                 blend(kokoro.voices, result.weights))
-        report.update(matched_voice=format_voice(result.weights), tries=result.tries,
-                      floor=args.floor,
-                      search_similarity=round(result.similarity, 4), cached=result.cached)
+                                 blend(kokoro.voices, result.weights, result.prosody))
+        report.update(matched_voice=format_voice(result.weights, result.prosody),
+                      tries=result.tries, floor=args.floor,
+                      search_similarity=round(result.similarity, 4), cached=result.cached,
+                      cer=result.cer, baseline_cer=result.baseline_cer,
+                      cer_margin=args.cer_margin, check=result.check)
     else:
         backend = create_tts(args.backend, **_backend_params(args.param))
         backend.load()
@@ -131,6 +139,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if 'matched_voice' in report:
         print('  matched %s (%d tries%s)' % (report['matched_voice'], report['tries'],
                                              ', cached' if report['cached'] else ''))
+        print('  intelligibility: %s' % report['check'])
     print('similarity %.4f  baseline_similarity %.4f (%s)  gain %+.4f'
           % (similarity, singles[baseline_voice], baseline_voice, report['gain']))
     if args.json:

