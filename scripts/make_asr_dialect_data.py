@@ -151,7 +151,11 @@ def main(argv=None):
     parser.add_argument('--wav-dir', default='', help='also keep 16 kHz WAVs + manifest.jsonl')
     parser.add_argument('--limit', type=int, default=0, help='stop after this many new rows')
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--shard', default='0/1',
+                        help='I/N: only rows whose index %% N == I (run N processes in '
+                             'parallel, each with its own --out, then concatenate)')
     args = parser.parse_args(argv)
+    shard_i, shard_n = (int(v) for v in args.shard.split('/'))
 
     from qwen_voice_ros.asr.faster_whisper_backend import FasterWhisperASR
 
@@ -163,7 +167,8 @@ def main(argv=None):
             for line in handle:
                 if line.strip():
                     done.add(json.loads(line)['id'])
-    todo = [(i, r) for i, r in enumerate(rows) if r[0] not in done]
+    todo = [(i, r) for i, r in enumerate(rows)
+            if r[0] not in done and i % shard_n == shard_i]
     print('%d rows, %d done, %d to do' % (len(rows), len(done), len(todo)), flush=True)
     if not todo:
         return 0
