@@ -52,7 +52,7 @@ def peak_rss_mb() -> float:
 def prepare(with_q8: bool) -> Dict[str, Path]:
     """Reassemble / convert / build (each step cached); return the artefact paths."""
     from qwen_voice_ros.llm.export import offline_pack
-    from qwen_voice_ros.llm.export.fused_builder import build_fused
+    from qwen_voice_ros.llm.export.fused_builder import build_fused, cached_build_is_current
 
     pack = offline_pack.get_pack(PACK)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -61,7 +61,8 @@ def prepare(with_q8: bool) -> Dict[str, Path]:
     paths['hf'] = offline_pack.gguf_to_hf(paths['gguf'], CACHE / 'hf')
     for precision in ('int4', 'int8'):
         out = CACHE / ('fused-' + precision)
-        if not (out / 'fused_info.json').is_file():
+        # Rebuilt when the export defaults changed since (e.g. the INT4 block size).
+        if not cached_build_is_current(out, precision):
             log('[prepare] building the fused %s graph ...' % precision)
             build_fused(paths['hf'], out, precision)
         paths['fused-' + precision] = out

@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='output directory (model.onnx, config, tokenizer, export_info.json)')
     parser.add_argument('--quantize', choices=('none', 'int8', 'int4'), default='none',
                         help='weight-only quantisation of MatMul weights (default: none)')
-    parser.add_argument('--block-size', type=int, default=32,
-                        help='quantisation block size along the input dimension (default 32)')
+    parser.add_argument('--block-size', type=int, default=None,
+                        help='quantisation block size along the input dimension (default 32; '
+                             '128 for a --fused INT4 graph, see docs/llm.md)')
     parser.add_argument('--symmetric', action='store_true',
                         help='symmetric quantisation (no zero points)')
     parser.add_argument('--accuracy-level', type=int, choices=(0, 1, 2, 3, 4), default=4,
@@ -185,10 +186,11 @@ def run(args: argparse.Namespace, summary: Dict[str, object]) -> int:
         if quantize:
             from qwen_voice_ros.llm.export.quantize import quantize_weights
 
+            block_size = args.block_size or 32
             with progress.step('quantize', 'quantising MatMul weights to {} (block {}{})'.format(
-                    args.quantize, args.block_size, edit)):
+                    args.quantize, block_size, edit)):
                 summary['quantization'] = quantize_weights(
-                    fp32_model, final_model, args.quantize, block_size=args.block_size,
+                    fp32_model, final_model, args.quantize, block_size=block_size,
                     symmetric=args.symmetric, accuracy_level=args.accuracy_level,
                     last_logits_only=args.last_logits_only)
                 progress.info('{} MatMulNBits nodes'.format(

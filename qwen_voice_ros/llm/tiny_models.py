@@ -231,11 +231,12 @@ def fused_onnx_model(hf_dir, precision: str = 'fp32') -> Path:
 
     See ``llm/export/fused_builder.py``; needs onnxruntime-genai (export-time extra).
     """
-    from qwen_voice_ros.llm.export.fused_builder import build_fused
+    from qwen_voice_ros.llm.export.fused_builder import build_fused, build_signature
 
     hf_dir = Path(hf_dir)
     key = _key({'fused': str(hf_dir.resolve()), 'precision': precision,
-                'stamp': (hf_dir / 'config.json').stat().st_mtime})
+                'stamp': (hf_dir / 'config.json').stat().st_mtime,
+                'options': build_signature(precision)})
     out = cache_root() / ('fused-%s-%s' % (precision, key))
     if (out / '.complete').exists():
         return out
