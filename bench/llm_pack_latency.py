@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """
-Latency and memory of exported models on this machine: TTFT for a 300-token prompt, decode
-tok/s and peak RSS, one child process per model directory (so peak RSS is the model's own).
+Latency and memory of exported models: TTFT, decode tok/s and peak RSS per model directory.
+
+TTFT is for a 300-token prompt; one child process per model directory (so peak RSS is the
+model's own).
 
 TTFT = prefill of the whole prompt (cache reset first, chunked as the llm node does) + the
 first sampled token; decode = greedy tokens after it with stop tokens off, so every run

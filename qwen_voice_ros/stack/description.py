@@ -80,7 +80,6 @@ class NodeLaunch:
             args += ['-p', '%s:=%s' % (key, _param_text(value))]
         return args
 
-
     def all_params_files(self) -> List[str]:
         """``params_files``, then a generated file with the per-node overrides (if any)."""
         return list(self.params_files) + ([self.node_params_file()] if self.node_overrides
