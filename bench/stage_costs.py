@@ -8,9 +8,10 @@ On a shared machine wall times grow with everyone else's load; the CPU time a st
 does not (much).  For each request of a speech bag (``bench/make_speech_bag.py``) this runs the
 offline packs the stack uses: Whisper-base (greedy, no temperature fallback) on the request's
 audio, the LLM from the prompt to the first streamed sentence (the llm node's sentence
-splitter, with the e2e runs' ``first_min_chars`` 4), and Kokoro on that first sentence.  It
-prints per stage the median wall time and the median CPU time (user + system of this
-process), and the machine's load average.
+splitter), and Kokoro on that first sentence, with the stack's settings from
+``config/voice_stack.yaml`` (threads per engine, first chunk 4-6 characters).  It prints per
+stage the median wall time and the median CPU time (user + system of this process), and the
+machine's load average.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 import numpy as np  # noqa: E402
 
@@ -52,19 +54,41 @@ def clips_from_bag(bag: str):
             for t in truth['turns']]
 
 
+def stack_defaults() -> dict:
+    """Return the latency settings of ``config/voice_stack.yaml`` (what the stack runs)."""
+    import yaml
+    with open(os.path.join(REPO, 'config', 'voice_stack.yaml'), encoding='utf-8') as f:
+        config = yaml.safe_load(f)
+    hearing = config['/**/hearing']['ros__parameters']
+    llm = config['/**/llm']['ros__parameters']
+    tts = config['/**/tts']['ros__parameters']
+    return {'first_min_chars': int(llm.get('first_min_chars', 6)),
+            'first_max_chars': int(llm.get('first_max_chars', 10)),
+            'asr_threads': int(hearing.get('faster_whisper.cpu_threads', 0)),
+            'llm_threads': int(llm.get('onnx.intra_op_threads', 0)),
+            'tts_threads': int(tts.get('kokoro', {}).get('threads', 0))}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].strip())
     parser.add_argument('bag')
     parser.add_argument('--llm-model-dir', default=os.environ.get('QWEN_VOICE_LLM_DIR', ''))
     parser.add_argument('--max-new-tokens', type=int, default=48)
-    parser.add_argument('--first-min-chars', type=int, default=4,
-                        help='the llm node\'s first_min_chars (shortest first clause)')
-    parser.add_argument('--first-max-chars', type=int, default=0,
-                        help='the llm node\'s first_max_chars (cap on the first chunk; 0: none)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='threads of each engine (ASR, LLM, TTS; 0 = their defaults)')
+    stack = stack_defaults()
+    parser.add_argument('--first-min-chars', type=int, default=stack['first_min_chars'],
+                        help='the llm node\'s first_min_chars (default: the stack\'s, '
+                             '%(default)s)')
+    parser.add_argument('--first-max-chars', type=int, default=stack['first_max_chars'],
+                        help='the llm node\'s first_max_chars (cap on the first chunk; 0: none; '
+                             'default: the stack\'s, %(default)s)')
+    parser.add_argument('--threads', type=int, default=-1,
+                        help='threads of every engine (0 = the engines\' own defaults); default: '
+                             'the stack\'s per engine (ASR %d, LLM %d, Kokoro %d)'
+                             % (stack['asr_threads'], stack['llm_threads'], stack['tts_threads']))
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
+    threads = {k: (args.threads if args.threads >= 0 else stack[k])
+               for k in ('asr_threads', 'llm_threads', 'tts_threads')}
 
     from qwen_voice_ros.asr import create_asr
     from qwen_voice_ros.llm import create_backend
@@ -74,13 +98,13 @@ def main(argv=None) -> int:
     from qwen_voice_ros.tts.kokoro import KokoroTTS
 
     asr = create_asr('faster_whisper', beam_size=1, temperature_fallback=False,
-                     cpu_threads=args.threads)
+                     cpu_threads=threads['asr_threads'])
     asr.load()
     llm = create_backend('onnx', model_dir=args.llm_model_dir,
-                         intra_op_threads=args.threads) if args.llm_model_dir else None
+                         intra_op_threads=threads['llm_threads']) if args.llm_model_dir else None
     if llm is not None:
         llm.load()
-    tts = KokoroTTS(threads=args.threads)
+    tts = KokoroTTS(threads=threads['tts_threads'])
     tts.load()
     tts.synthesize('你好。')  # warm-up, as the tts node does at configure
     rows = []
@@ -117,7 +141,8 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
                           for k, v in row.items()}, ensure_ascii=False), flush=True)
-    summary = {'load_avg': os.getloadavg(), 'requests': len(rows)}
+    summary = {'load_avg': os.getloadavg(), 'requests': len(rows), 'threads': threads,
+               'first_min_chars': args.first_min_chars, 'first_max_chars': args.first_max_chars}
     for key in ('asr_wall', 'asr_cpu', 'llm_ttft_wall', 'llm_sentence_wall', 'llm_sentence_cpu',
                 'tts_wall', 'tts_cpu', 'audio_s', 'tts_audio_s'):
         values = [r[key] for r in rows if r.get(key) is not None]
