@@ -66,20 +66,31 @@ def untied_copy_difference(hf_dir: Path) -> Optional[float]:
 
     A GGUF dequantised by transformers stores the tied table twice (llama.cpp quantises
     ``token_embd`` and ``output`` separately: Q5_0 and Q8_0 in the offline pack), so the
-    config says untied although both are copies of one tensor.
+    config says untied although both are copies of one tensor.  Models over 5 GB in fp32
+    (the 1.5B pack) are saved sharded: the index file says which shard holds each table.
     """
-    path = hf_dir / 'model.safetensors'
-    if not path.is_file():
-        return None
     import numpy as np
     from safetensors import safe_open
 
-    with safe_open(str(path), 'np') as handle:
-        keys = set(handle.keys())
-        if not {'model.embed_tokens.weight', 'lm_head.weight'} <= keys:
+    names = ('model.embed_tokens.weight', 'lm_head.weight')
+    index = hf_dir / 'model.safetensors.index.json'
+    if (hf_dir / 'model.safetensors').is_file():
+        files = {name: hf_dir / 'model.safetensors' for name in names}
+    elif index.is_file():
+        with open(str(index), encoding='utf-8') as handle:
+            weight_map = json.load(handle).get('weight_map') or {}
+        if not all(name in weight_map for name in names):
             return None
-        embed = handle.get_tensor('model.embed_tokens.weight')
-        head = handle.get_tensor('lm_head.weight')
+        files = {name: hf_dir / weight_map[name] for name in names}
+    else:
+        return None
+    tables = []
+    for name in names:
+        with safe_open(str(files[name]), 'np') as handle:
+            if name not in set(handle.keys()):
+                return None
+            tables.append(handle.get_tensor(name))
+    embed, head = tables
     if embed.shape != head.shape:
         return None
     return float(np.max(np.abs(embed - head)) / max(float(np.max(np.abs(embed))), 1e-12))
