@@ -10,12 +10,14 @@ The recogniser is the hearing node's own backend with its defaults (``FasterWhis
 offline Whisper-base pack, int8, beam 1, temperature fallback), so a figure here is what the
 robot's own ears would make of the robot's voice.  CER = edit distance / reference characters
 after ``asr.textnorm.normalize_for_cer`` on both sides (the same as ``qwen-voice-asr-eval``).
-The text is normalised with ``tts.text_norm.normalize`` before synthesis, as the tts node does.
+The text is normalised with ``tts.text_norm.normalize`` before synthesis, as the tts node does,
+and the reference is that spoken text (see :func:`row`).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -57,6 +59,32 @@ class Score:
         return self.errors / max(1, self.chars)
 
 
+# Whisper writes a clock time it heard as 十点三十分 as "10.30分" or "10:30"; read as a time,
+# not as the decimal 十点三零 (which would count two errors the voice did not make).
+_HEARD_TIME = re.compile(r'(\d{1,2})[.:：](\d{2})(?=分)|(\d{1,2})[:：](\d{2})(?!\d)')
+
+
+def _heard_time(match) -> str:
+    if match.group(1):
+        return '%s点%s' % (match.group(1), match.group(2))
+    return '%s点%s分' % (match.group(3), match.group(4))
+
+
+def row(text: str, heard: str, normalize_text: bool = True) -> Row:
+    """
+    Score one sentence: the reference is what the TTS was asked to say.
+
+    With ``normalize_text`` that is ``tts.text_norm.normalize(text)`` (2.5km -> 二点五公里),
+    as the tts node speaks it; scoring against the raw text would count the unit words the
+    voice said correctly as errors.  Both sides then go through ``normalize_for_cer``.
+    """
+    from qwen_voice_ros.asr.textnorm import edit_distance, normalize_for_cer
+    from qwen_voice_ros.tts.text_norm import normalize
+    ref = normalize_for_cer(normalize(text) if normalize_text else text)
+    hyp = normalize_for_cer(_HEARD_TIME.sub(_heard_time, heard or ''))
+    return Row(text=text, heard=heard, errors=edit_distance(ref, hyp), chars=len(ref))
+
+
 class RoundTrip:
     """Synthesise with a Kokoro backend, transcribe with the project's ASR, count errors."""
 
@@ -75,14 +103,12 @@ class RoundTrip:
 
     def hear(self, text: str, style: Optional[np.ndarray] = None,
              speed: Optional[float] = None) -> Row:
-        from qwen_voice_ros.asr.textnorm import edit_distance, normalize_for_cer
         from qwen_voice_ros.audio.pcm import resample
         from qwen_voice_ros.tts.text_norm import normalize
         spoken = normalize(text) if self.normalize_text else text
         speech = self.tts.synthesize(spoken, style=style, speed=speed)
         heard = self.asr.transcribe(resample(speech.audio, speech.sample_rate, 16000))
-        ref, hyp = normalize_for_cer(text), normalize_for_cer(heard)
-        return Row(text=text, heard=heard, errors=edit_distance(ref, hyp), chars=len(ref))
+        return row(text, heard, self.normalize_text)
 
     def score(self, texts: Sequence[str], style: Optional[np.ndarray] = None,
               speed: Optional[float] = None, progress=None) -> Score:
@@ -94,4 +120,4 @@ class RoundTrip:
         return Score(rows)
 
 
-__all__ = ['DATA_FILE', 'RoundTrip', 'Row', 'Score', 'read_texts']
+__all__ = ['DATA_FILE', 'RoundTrip', 'Row', 'Score', 'read_texts', 'row']
