@@ -95,6 +95,62 @@ def kernels_per_decode_step(model_path, past: int = 32,
     return {'kernels': sum(by_op.values()), 'by_op': dict(sorted(by_op.items()))}
 
 
+def decode_step_profile(model_path, past: int = 64, steps: int = 20,
+                        threads: Optional[int] = None, top: int = 5) -> Dict[str, object]:
+    """
+    Where a decode step's kernel time goes: ORT profiler over ``steps`` single-token runs.
+
+    Same setup as :func:`kernels_per_decode_step` (zero-filled cache of ``past`` positions,
+    CPU provider, ``threads`` intra-op threads; the first run is a warm-up).  Returns the mean
+    ``model_run`` and kernel time per step (us), per-op-type time and share, and the ``top``
+    most expensive nodes -- to tell GEMV (MatMulNBits) time from attention, norms and
+    scheduling gaps (model_run minus kernel time).
+    """
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix='qwen_voice_prof_') as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = int(threads or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tmp, 'steps')
+        session = ort.InferenceSession(str(model_path), sess_options=options,
+                                       providers=['CPUExecutionProvider'])
+        feeds = _feeds(session, past, _cache_shape(Path(model_path)))
+        for _ in range(steps + 1):
+            session.run(None, feeds)
+        with open(str(Path(session.end_profiling())), encoding='utf-8') as handle:
+            events = json.load(handle)
+    runs = [e for e in events if e.get('cat') == 'Session' and e.get('name') == 'model_run']
+    runs = runs[-steps:]
+    if not runs:
+        raise RuntimeError('no model_run in the ORT profile')
+    start, end = runs[0]['ts'], runs[-1]['ts'] + runs[-1]['dur']
+    by_op: Dict[str, float] = {}
+    by_node: Dict[str, float] = {}
+    for event in events:
+        if event.get('cat') != 'Node' or not str(event.get('name', '')).endswith('_kernel_time'):
+            continue
+        if start <= event['ts'] <= end:
+            op = str(event.get('args', {}).get('op_name', '?'))
+            by_op[op] = by_op.get(op, 0.0) + event['dur']
+            by_node[event['name']] = by_node.get(event['name'], 0.0) + event['dur']
+    kernel_us = sum(by_op.values()) / len(runs)
+    return {
+        'steps': len(runs), 'past': past, 'threads': int(threads or 1),
+        'model_run_us': round(sum(r['dur'] for r in runs) / len(runs), 1),
+        'kernel_us': round(kernel_us, 1),
+        'by_op_us': {k: round(v / len(runs), 1)
+                     for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+        'by_op_share': {k: round(v / len(runs) / kernel_us, 4)
+                        for k, v in sorted(by_op.items(), key=lambda kv: -kv[1])},
+        'top_nodes_us': {k[:-len('_kernel_time')]: round(v / len(runs), 1)
+                         for k, v in sorted(by_node.items(), key=lambda kv: -kv[1])[:top]},
+    }
+
+
 def process_peak_rss_mb() -> float:
     """
     Peak resident memory of this process in MB (``VmHWM``).
@@ -111,3 +167,40 @@ def process_peak_rss_mb() -> float:
         pass
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main(argv=None) -> int:
+    """``python -m qwen_voice_ros.llm.kernel_count MODEL_DIR [--profile] [--json]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description='kernels per decode step of a decoder graph '
+                                     '(ORT profiler); --profile: time per op type')
+    parser.add_argument('model_dir', help='directory with model.onnx (or the .onnx file)')
+    parser.add_argument('--profile', action='store_true', help='time per op type and node')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--past', type=int, default=64, help='cached positions (default 64)')
+    parser.add_argument('--steps', type=int, default=20)
+    parser.add_argument('--json', action='store_true', help='one JSON object as the last line')
+    args = parser.parse_args(argv)
+    path = Path(args.model_dir)
+    path = path / 'model.onnx' if path.is_dir() else path
+    result = kernels_per_decode_step(path, past=args.past, threads=args.threads)
+    print('%d kernels per decode step: %s' % (result['kernels'], ', '.join(
+        '%s %d' % kv for kv in result['by_op'].items())))
+    if args.profile:
+        prof = decode_step_profile(path, past=args.past, steps=args.steps,
+                                   threads=args.threads)
+        result['profile'] = prof
+        print('model_run %.0f us/step, kernels %.0f us/step'
+              % (prof['model_run_us'], prof['kernel_us']))
+        for op, us in prof['by_op_us'].items():
+            print('  %-34s %9.1f us  %5.1f %%' % (op, us, 100 * prof['by_op_share'][op]))
+        for node, us in prof['top_nodes_us'].items():
+            print('  node %-60s %9.1f us' % (node, us))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
