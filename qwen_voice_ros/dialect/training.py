@@ -187,6 +187,55 @@ def with_asr_augmentation(examples: Iterable[Example], weight: float = 0.5) -> L
     return out
 
 
+def with_channel_noise(examples: Sequence[Example], copies: int = 3, weight: float = 1.0,
+                       scale: float = 1.0, seed: int = 0) -> List[Example]:
+    """
+    ``examples`` plus ``copies`` noisy versions of each typed row (weight x ``weight``).
+
+    The noise is an ``asr_channel.AsrChannel`` fitted on the real transcripts among
+    ``examples`` (rows with an ``asr:`` source, paired with their ``origin``), so in
+    cross-validation it only knows the fold's training transcripts.  Transcripts, their
+    ASR-like copies and pycantonese rows (written Cantonese nobody voiced) get no copies.
+    """
+    from .asr_channel import AsrChannel
+
+    pairs = [(ex.origin, ex.text, ex.label) for ex in examples if ex.source.startswith('asr:')]
+    if not copies or not pairs:
+        return list(examples)
+    channel = AsrChannel(pairs)
+    rng = random.Random(seed)
+    out = list(examples)
+    for ex in examples:
+        if (ex.source.startswith('asr:') or ex.source.startswith('pycantonese')
+                or ex.source.endswith('+asr')):
+            continue
+        for _ in range(copies):
+            out.append(Example(channel.corrupt(ex.text, rng, scale, ex.label), ex.label,
+                               ex.weight * weight, ex.group, ex.source + '+channel'))
+    return out
+
+
+def blend_models(a: NgramModel, b: NgramModel, alpha: float) -> NgramModel:
+    """
+    One linear model whose logits are ``alpha * a + (1 - alpha) * b`` (temperature 1).
+
+    Both must use the same lexicon, n-gram orders and pinyin settings; a feature missing from
+    one model has weight 0 there.
+    """
+    if (a.orders, a.pinyin_level, a.pinyin_orders) != (b.orders, b.pinyin_level,
+                                                       b.pinyin_orders):
+        raise ValueError('models with different feature settings cannot be blended')
+    vocab = sorted(set(a.vocab) | set(b.vocab))
+    index = {name: i for i, name in enumerate(vocab)}
+    weights = np.zeros((len(vocab), len(DIALECT_LABELS)), dtype=np.float64)
+    for model, share in ((a, alpha), (b, 1.0 - alpha)):
+        rows = [index[name] for name in model.vocab]
+        weights[rows] += share * model.weights.astype(np.float64)
+    bias = alpha * a.bias.astype(np.float64) + (1.0 - alpha) * b.bias.astype(np.float64)
+    return NgramModel(vocab, weights.astype(np.float32), bias.astype(np.float32), 1.0,
+                      a.lexicon, a.orders, a.pinyin_level, a.pinyin_orders)
+
+
 def _balanced_weights(examples: Sequence[Example]) -> np.ndarray:
     """Sample weights so every label carries the same total weight."""
     raw = np.array([ex.weight for ex in examples], dtype=np.float64)
@@ -310,7 +359,7 @@ def stratified_group_folds(examples: Sequence[Example], k: int = 5,
 
 def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
                    l2: float = 1.0, asr_weight: float = 0.5, seed: int = 0, variants=None,
-                   log=None, probes: Sequence[Example] = (),
+                   log=None, probes: Sequence[Example] = (), augment=None,
                    **train_kwargs) -> Tuple[Dict[str, np.ndarray], List[int]]:
     """
     Out-of-fold logits for every dev row, per text variant (``{'plain': identity}`` default).
@@ -319,7 +368,8 @@ def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
     an ASR transcript of a held-out sentence is dropped too) are dropped.  ``probes`` (e.g. ASR
     transcripts of dev sentences) are scored by the model of the fold their ``origin`` is held
     out in; their logits are returned under the key ``'probes'`` (rows whose origin is not a
-    dev sentence stay zero).
+    dev sentence stay zero).  ``augment`` (pool -> pool, e.g. ``with_channel_noise``) runs on
+    each fold's training pool.
     """
     variants = variants or {'plain': lambda text: text}
     folds = stratified_group_folds(dev, k, seed)
@@ -332,6 +382,8 @@ def cross_validate(dev: Sequence[Example], extra: Sequence[Example], k: int = 5,
         held = [ex for ex, f in zip(dev, folds) if f == fold]
         clean_extra = drop_near_duplicates(list(extra), held)
         pool = with_asr_augmentation(train_dev + clean_extra, asr_weight)
+        if augment is not None:
+            pool = augment(pool)
         model = train(pool, l2=l2, lexicon=lexicon, **train_kwargs)
         for i, (ex, f) in enumerate(zip(dev, folds)):
             if f == fold:
