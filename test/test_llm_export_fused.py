@@ -97,3 +97,13 @@ def test_export_cli_fused_int4(tmp_path, capsys):
     prompt = engine.encode_chat([SYSTEM, {'role': 'user', 'content': '你好'}])
     assert len(engine.generate(prompt, GenerationOptions(max_new_tokens=4),
                                stop_token_ids=())) == 4
+
+
+def test_decode_step_profile_splits_time_by_op():
+    from qwen_voice_ros.llm.kernel_count import decode_step_profile
+    fused = tiny_models.fused_onnx_model(tiny_models.build_tiny_hf_model(None, arch='qwen2'),
+                                         'fp32')
+    prof = decode_step_profile(fused / 'model.onnx', past=16, steps=3)
+    assert prof['steps'] == 3 and prof['model_run_us'] >= prof['kernel_us'] > 0
+    assert 'GroupQueryAttention' in prof['by_op_us'] and len(prof['top_nodes_us']) == 5
+    assert abs(sum(prof['by_op_share'].values()) - 1.0) < 0.01
