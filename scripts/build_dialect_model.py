@@ -5,8 +5,11 @@ Training data: data/dialect/dev.jsonl (the labelled set), data/dialect/written.t
 written for this project), Cantonese sentences bundled with pycantonese (install
 requirements/extra-dialect.txt) and data/dialect/asr-train.jsonl (Whisper-base transcripts of
 Kokoro-voiced training sentences, scripts/make_asr_dialect_data.py).  Every typed row is also
-added in ASR-like form at half weight.  Features: characters and toneless pinyin.  The softmax
-temperature is fitted on 5-fold out-of-fold predictions on dev (typed and transcribed).
+added in ASR-like form at half weight.  Features: characters and toneless pinyin.  A second
+model is trained with noisy copies of the typed rows (an ASR channel learned from the
+transcripts, qwen_voice_ros/dialect/asr_channel.py) and the two are blended into one linear
+model.  The Mandarin offset and the softmax temperature are chosen on 5-fold out-of-fold
+predictions on dev (typed and transcribed).
 
     python scripts/build_dialect_model.py            # writes the model
     python scripts/build_dialect_model.py --cv-only  # prints the 5-fold CV report only
