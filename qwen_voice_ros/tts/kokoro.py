@@ -33,6 +33,10 @@ from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigur
 SAMPLE_RATE = 24000
 MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
 PAUSE_S = 0.12            # silence between chunks of one long sentence
+# Clearest through the project's ASR, tied with jf_gongitsune on data/tts/round_trip_zh.txt at
+# speed 1.0 (CER 0.129 each; jm_kumo 0.146, jf_tebukuro 0.194, jf_alpha 0.223) and clearly
+# ahead on the hearing test set (0.06 vs 0.19, docs/audio.md); docs/tts.md "Measured".
+DEFAULT_VOICE = 'jf_nezumi'
 STYLE_SPLIT = 128         # style[:128] -> decoder (timbre), style[128:] -> prosody predictor
 _PUNCT_IDS = None         # filled from the vocabulary: , . ! ? ; :
 _ENGLISH = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)*")
@@ -320,9 +324,12 @@ class KokoroTTS(TTSBackend):
     dialects = ('mandarin', 'sichuanese', 'shanghainese', 'northeastern', 'henan', 'hunan',
                 'shaanxi')
     PARAMS = (
-        Param('voice', 'jm_kumo', 'shipped voice vector, or a blend "jf_alpha:0.6,jm_kumo:0.4" '
+        Param('voice', DEFAULT_VOICE, 'shipped voice vector, or a blend '
+              '"jf_alpha:0.6,jm_kumo:0.4" '
               '(a voice profile, when set, replaces it with the matched blend)'),
         Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
+        Param('tone_sandhi', False, 'apply Mandarin tone sandhi and the pinyin overrides '
+              '(data/tts/pinyin_overrides.txt) before Kokoro; false = misaki legacy G2P as is'),
         Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores); more than one '
               'never spin-wait', min=0, max=256),
         Param('model_path', '', 'Kokoro v1.0 ONNX file; empty = the offline pack '
@@ -339,7 +346,7 @@ class KokoroTTS(TTSBackend):
               '~/.cache/qwen_voice_ros/voices'),
     )
 
-    def __init__(self, voice: str = 'jm_kumo', speed: float = 1.0, tone_sandhi: bool = False,
+    def __init__(self, voice: str = DEFAULT_VOICE, speed: float = 1.0, tone_sandhi: bool = False,
                  threads: int = 0,
                  model_path: str = '', voices_path: str = '', match_tries: int = 32,
                  match_floor: float = 0.0, match_cer_margin: float = 0.05,
@@ -504,7 +511,7 @@ def trim(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.
 _DEFAULT: Optional[KokoroTTS] = None
 
 
-def synthesize(text: str, voice: str = 'jm_kumo', speed: float = 1.0) -> Speech:
+def synthesize(text: str, voice: str = DEFAULT_VOICE, speed: float = 1.0) -> Speech:
     """Plain function without ROS: Chinese text -> Speech (float32, 24 kHz)."""
     global _DEFAULT
     if _DEFAULT is None:
