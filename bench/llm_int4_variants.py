@@ -65,7 +65,30 @@ def variant_dirs(blocks: List[int]) -> List[Path]:
     return dirs
 
 
-def speed(dirs: List[Path], threads: int, rounds: int, new_tokens: int) -> Dict[str, Dict]:
+class _LlamaCpp:
+    """llama.cpp on the GGUF itself, with the engine's generate_ids/reset shape."""
+
+    def __init__(self, gguf: Path, threads: int) -> None:
+        from llama_cpp import Llama
+        self.llm = Llama(model_path=str(gguf), n_threads=threads, n_threads_batch=threads,
+                         n_ctx=1024, n_batch=512, seed=0, verbose=False)
+
+    def reset(self) -> None:
+        pass
+
+    def generate_ids(self, ids, options, stop_token_ids=()):
+        for n, token in enumerate(self.llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0,
+                                                    temp=0.0, repeat_penalty=1.0, reset=True)):
+            if n >= options.max_new_tokens:
+                return
+            yield int(token)
+
+    def generate(self, ids, options, stop_token_ids=()):
+        return list(self.generate_ids(ids, options, stop_token_ids))
+
+
+def speed(dirs: List[Path], threads: int, rounds: int, new_tokens: int,
+          gguf: Optional[Path] = None) -> Dict[str, Dict]:
     from llm_vs_llamacpp import prompt_ids
     from qwen_voice_ros.llm.base import GenerationOptions
     from qwen_voice_ros.llm.onnx_engine import OnnxCausalLM
@@ -73,6 +96,9 @@ def speed(dirs: List[Path], threads: int, rounds: int, new_tokens: int) -> Dict[
     engines = [OnnxCausalLM(d, intra_op_threads=threads, max_context=1024, max_prompt=512)
                for d in dirs]
     ids, _ = prompt_ids(dirs[0], engines[0].tokenizer)
+    if gguf is not None:  # same prompt ids, its own 4-bit scheme (Q4_K_M)
+        dirs = list(dirs) + [Path('llamacpp-q4_k_m')]
+        engines.append(_LlamaCpp(gguf, threads))
     for engine in engines:  # warm-up
         engine.generate(ids, GenerationOptions(max_new_tokens=4), stop_token_ids=())
     tok_s: List[List[float]] = [[] for _ in dirs]
@@ -161,15 +187,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--rounds', type=int, default=6)
     ap.add_argument('--new-tokens', type=int, default=64)
     ap.add_argument('--no-error', action='store_true', help='skip the KL measurement')
+    ap.add_argument('--llamacpp', action='store_true',
+                    help='also time llama.cpp on the Q4_K_M GGUF in the same rounds (needs '
+                         'llama-cpp-python; speed only)')
     ap.add_argument('--json', action='store_true')
     args = ap.parse_args(argv)
     dirs = [Path(d) for d in args.dirs] if args.dirs else variant_dirs(args.build_blocks)
-    result = {'speed': speed(dirs, args.threads, args.rounds, args.new_tokens),
+    gguf = None
+    if args.llamacpp:
+        gguf = next(CACHE.glob('*q4_k_m.gguf'), None)
+        if gguf is None:
+            ap.error('no Q4_K_M GGUF under %s (run bench/llm_vs_llamacpp.py once)' % CACHE)
+    result = {'speed': speed(dirs, args.threads, args.rounds, args.new_tokens, gguf),
               'threads': args.threads, 'rounds': args.rounds,
               'block_size': {d.name: json.loads((d / 'fused_info.json').read_text())
                              ['extra_options'].get('block_size') for d in dirs}}
     if not args.no_error:
         result['error'] = error(dirs, max(args.threads, 2))
+    if gguf is not None:
+        s = result['speed']['llamacpp-q4_k_m']
+        print('%-20s decode %6.2f tok/s  %6.2f cpu-ms/token  x%.3f speed  x%.3f cpu' % (
+            'llamacpp-q4_k_m', s['decode_tok_s'], s['cpu_ms_per_token'], s['speed_over_first'],
+            s['cpu_saving_over_first']))
     for d in dirs:
         s = result['speed'][d.name]
         e = result.get('error', {}).get(d.name, {})
