@@ -92,6 +92,24 @@ def test_scores_stay_exact_while_the_other_user_generates(onnx_dir, pool):
     expected = _standalone_scores(onnx_dir)
     replier = pool.acquire(onnx_dir, provider='cpu', prefill_chunk=8)
     scorer = pool.acquire(onnx_dir, provider='cpu', max_context=2048)
+    # count graph runs in flight on the shared session: the run lock allows one at a time
+    session, inside, overlaps, runs = scorer.session, [0], [], [0]
+    original = session.run_with_iobinding
+    guard = threading.Lock()
+
+    def run_with_iobinding(*args, **kwargs):
+        with guard:
+            inside[0] += 1
+            runs[0] += 1
+            if inside[0] > 1:
+                overlaps.append(inside[0])
+        try:
+            threading.Event().wait(0.001)  # widen the window an unserialised run would hit
+            return original(*args, **kwargs)
+        finally:
+            with guard:
+                inside[0] -= 1
+    session.run_with_iobinding = run_with_iobinding
     try:
         prompt = replier.encode_chat(CHAT)
         errors, replies = [], []
@@ -107,6 +125,7 @@ def test_scores_stay_exact_while_the_other_user_generates(onnx_dir, pool):
         scores = [scorer.score_continuations(build_messages(TEXT), LABELS) for _ in range(3)]
         thread.join(120)
         assert not errors, errors
+        assert runs[0] > 50 and overlaps == []
         for got in scores:
             assert got == pytest.approx(expected, abs=1e-5)
         # and the replies are the standalone engine's too (the caches never mixed)
