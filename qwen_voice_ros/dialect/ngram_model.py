@@ -21,6 +21,10 @@ NGRAM_ORDERS = (1, 2, 3)
 PINYIN_ORDERS = (1, 2, 3)
 DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
                                   'dialect_ngram.npz')
+# Model for text that came from ASR (the hearing node's transcripts): same features, tuned on
+# real Whisper transcripts (scripts/build_dialect_model.py, docs/dialect.md).
+DEFAULT_ASR_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
+                                      'dialect_ngram_asr.npz')
 
 
 def extract_features(text: str, lexicon: MarkerLexicon,
