@@ -9,6 +9,10 @@ from .markers import DIALECT_LABELS, MarkerLexicon, marker_probabilities
 from .normalize import han_count, normalize_text
 
 STAGES = ('markers', 'fast', 'llm', 'hybrid')
+# Where the text came from: typed/replayed text, or ASR (speech).  The fast stage has one model
+# per source: ASR garbles dialect words into Mandarin-looking homophones, so the ASR model is
+# trained mostly on noisy text with its own Mandarin prior (docs/dialect.md).
+SOURCES = ('typed', 'asr')
 UNKNOWN = 'unknown'
 # Multiplier a label-string context prior gives its label ("the speaker is from Chengdu").
 CONTEXT_PRIOR_BOOST = 3.0
@@ -33,6 +37,27 @@ class DialectResult:
     def to_dict(self) -> Dict[str, object]:
         return {'label': self.label, 'scores': dict(self.scores),
                 'confidence': self.confidence, 'stage': self.stage}
+
+
+def source_of_event(event) -> str:
+    """
+    'asr' for a ``transcript`` event of an ASR stage, else 'typed'.
+
+    The hearing node's transcript events carry ``detail.backend`` (the ASR backend name, a
+    non-empty str) and ``detail.asr_s`` (the decode time, a number); replayed text bags and
+    text turns announced by a downstream node carry neither.  Anything else (no event, another
+    stage, wrong types) is 'typed': the typed model is the one that keeps typed accuracy.
+    """
+    if not isinstance(event, dict) or event.get('stage') != 'transcript':
+        return 'typed'
+    detail = event.get('detail')
+    if not isinstance(detail, dict):
+        return 'typed'
+    backend, asr_s = detail.get('backend'), detail.get('asr_s')
+    if (isinstance(backend, str) and backend.strip() and isinstance(asr_s, (int, float))
+            and not isinstance(asr_s, bool) and asr_s >= 0):
+        return 'asr'
+    return 'typed'
 
 
 def _normalise_prior(context_prior) -> Optional[List[float]]:
@@ -66,7 +91,8 @@ class DialectClassifier(object):
 
     def __init__(self, stage: str = 'fast', llm_threshold: float = 0.6,
                  context_prior: Union[None, str, Dict[str, float]] = None,
-                 speaker_smoothing: float = 0.0, model_path: str = '', llm_scorer=None):
+                 speaker_smoothing: float = 0.0, model_path: str = '', llm_scorer=None,
+                 asr_model_path: str = ''):
         if stage not in STAGES:
             raise ValueError('stage must be one of %s (got %r)' % (STAGES, stage))
         if not 0.0 <= float(speaker_smoothing) < 1.0:
@@ -80,10 +106,18 @@ class DialectClassifier(object):
         self.context_hint = (_REGION_HINT.get(context_prior)
                              if isinstance(context_prior, str) else None)
         self.lexicon = MarkerLexicon()
-        self.model = None
+        self.model = self.asr_model = None
         if stage in ('fast', 'hybrid'):
-            from .ngram_model import NgramModel
+            from .ngram_model import DEFAULT_ASR_MODEL_PATH, NgramModel
             self.model = NgramModel.load(model_path, self.lexicon)
+            # '' = the shipped ASR model beside the shipped typed model; with a custom
+            # model_path and no asr_model_path, ASR text uses that same custom model.
+            if asr_model_path:
+                self.asr_model = NgramModel.load(asr_model_path, self.lexicon)
+            elif not model_path:
+                self.asr_model = NgramModel.load(DEFAULT_ASR_MODEL_PATH, self.lexicon)
+            else:
+                self.asr_model = self.model
         self.llm = None
         if stage in ('llm', 'hybrid'):
             if llm_scorer is None:
@@ -96,17 +130,18 @@ class DialectClassifier(object):
         self._lock = threading.Lock()
 
     # -- stages --------------------------------------------------------------------------
-    def _fast_scores(self, text: str) -> List[float]:
-        if self.model is None:
+    def _fast_scores(self, text: str, source: str = 'typed') -> List[float]:
+        model = self.asr_model if source == 'asr' else self.model
+        if model is None:
             return marker_probabilities(self.lexicon.evidence(text))
-        return [float(v) for v in self.model.predict_proba(text)]
+        return [float(v) for v in model.predict_proba(text)]
 
-    def _scores(self, norm: str, raw: str):
+    def _scores(self, norm: str, raw: str, source: str = 'typed'):
         if self.stage == 'markers':
             return marker_probabilities(self.lexicon.evidence(norm)), 'markers'
         if self.stage == 'llm':
             return self.llm.probabilities(raw, self.context_hint), 'llm'
-        fast = self._fast_scores(norm)
+        fast = self._fast_scores(norm, source)
         if self.stage == 'fast':
             return fast, 'fast'
         if max(self._apply_prior(fast)) >= self.llm_threshold:
@@ -125,13 +160,19 @@ class DialectClassifier(object):
         return _renorm([s * p for s, p in zip(scores, self.prior)])
 
     # -- public API ----------------------------------------------------------------------
-    def classify(self, text, speaker_id: Optional[str] = None) -> DialectResult:
+    def classify(self, text, speaker_id: Optional[str] = None,
+                 source: str = 'typed') -> DialectResult:
         """
         Classify ``text``: any str or non-str input gives a result (no Chinese -> ``unknown``).
+
+        ``source`` ('typed' or 'asr', see ``SOURCES``/``source_of_event``) picks the fast-stage
+        model; anything else is a ValueError (a caller bug, not an input to tolerate).
 
         A failing stage (the LLM engine, a broken model) raises ``DialectStageError`` or the
         underlying error; nothing is swallowed, so the caller can report it.
         """
+        if source not in SOURCES:
+            raise ValueError('source must be one of %s (got %r)' % (SOURCES, source))
         raw = text if isinstance(text, str) else ''
         norm = normalize_text(raw)
         if han_count(norm) == 0:
@@ -139,7 +180,7 @@ class DialectClassifier(object):
             stage = 'markers' if self.stage == 'markers' else (
                 'llm' if self.stage == 'llm' else 'fast')
             return DialectResult(UNKNOWN, uniform, 0.0, stage)
-        scores, stage = self._scores(norm, raw[:len(norm) * 2 + 50])
+        scores, stage = self._scores(norm, raw[:len(norm) * 2 + 50], source)
         scores = self._apply_prior(list(scores))
         scores = self._smooth(speaker_id, scores)
         best = max(range(len(scores)), key=lambda i: scores[i])
@@ -172,7 +213,7 @@ class DialectClassifier(object):
 def load_dialect_classifier(stage: str = 'fast', llm_threshold: float = 0.6,
                             context_prior: Union[None, str, Dict[str, float]] = None,
                             speaker_smoothing: float = 0.0, model_path: str = '',
-                            llm_scorer=None) -> DialectClassifier:
+                            llm_scorer=None, asr_model_path: str = '') -> DialectClassifier:
     """
     Build a classifier.
 
@@ -182,6 +223,8 @@ def load_dialect_classifier(stage: str = 'fast', llm_threshold: float = 0.6,
     speaker_smoothing: exponential smoothing factor of scores across a speaker's turns.
     model_path: fast-stage model (.npz); '' uses the model shipped with the package.
     llm_scorer: object with ``score_continuations``; required for 'llm' and 'hybrid'.
+    asr_model_path: fast-stage model for ``classify(..., source='asr')``; '' uses the shipped
+    ASR model when model_path is '' too, else the model_path model.
     """
     return DialectClassifier(stage, llm_threshold, context_prior, speaker_smoothing,
-                             model_path, llm_scorer)
+                             model_path, llm_scorer, asr_model_path)

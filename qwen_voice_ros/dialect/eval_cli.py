@@ -2,7 +2,9 @@
 qwen-voice-dialect-eval: accuracy, macro-F1, per-class P/R, confusion and latency on a JSONL file.
 
 Rows need "text" and "label"; other fields are ignored.  With --json the last printed line is one
-JSON object with accuracy, macro_f1, per_class {label: {precision, recall}} and ms_per_sentence.
+JSON object with accuracy, macro_f1, per_class {label: {precision, recall}}, ms_per_sentence, n,
+stage and source.  --source picks the fast-stage model: typed (default, what the dialect node
+uses by default) or asr (the model for ASR transcripts, the node's text_source auto/asr).
 """
 from __future__ import annotations
 
@@ -62,12 +64,19 @@ def main(argv=None) -> int:
     parser.add_argument('--text-key', default='text',
                         help='field holding the text to classify, e.g. asr_text for the '
                              'transcripts of scripts/make_asr_dialect_data.py')
+    parser.add_argument('--source', choices=['typed', 'asr'], default='typed',
+                        help='fast-stage model: typed (default, as the node by default) or '
+                             'asr (the model for ASR transcripts)')
+    parser.add_argument('--asr-model-path', default='',
+                        help='fast-stage .npz for --source asr (default: shipped ASR model, or '
+                             '--model-path when that is given)')
     parser.add_argument('--asr-like', action='store_true',
                         help='evaluate on an ASR-like version of the text (no punctuation, '
                              'dialect-only characters in Mandarin form)')
     args = parser.parse_args(argv)
 
     from . import load_dialect_classifier
+    source = args.source
     from .metrics import evaluate, format_report
 
     if not os.path.isfile(args.data):
@@ -86,7 +95,8 @@ def main(argv=None) -> int:
             print(exc, file=sys.stderr)
             return 2
     clf = load_dialect_classifier(stage=args.stage, llm_threshold=args.llm_threshold,
-                                  model_path=args.model_path, llm_scorer=scorer)
+                                  model_path=args.model_path, llm_scorer=scorer,
+                                  asr_model_path=args.asr_model_path)
     texts = [text for text, _ in rows]
     if args.asr_like:
         from .asr_like import to_asr_like
@@ -96,13 +106,14 @@ def main(argv=None) -> int:
     preds = []
     start = time.perf_counter()
     for text in texts:
-        res = clf.classify(text)
+        res = clf.classify(text, source=source)
         preds.append(res.label)
         stages[res.stage] = stages.get(res.stage, 0) + 1
     elapsed = time.perf_counter() - start
     ms = 1000.0 * elapsed / len(rows)
     result = evaluate([label for _, label in rows], preds)
-    print('stage=%s  rows=%d  decided by %s' % (args.stage, len(rows), stages))
+    print('stage=%s  source=%s  rows=%d  decided by %s'
+          % (args.stage, source, len(rows), stages))
     print(format_report(result))
     print('ms per sentence: %.4f' % ms)
     if args.json:
@@ -110,7 +121,7 @@ def main(argv=None) -> int:
             'accuracy': result['accuracy'], 'macro_f1': result['macro_f1'],
             'per_class': {label: {'precision': row['precision'], 'recall': row['recall']}
                           for label, row in result['per_class'].items()},
-            'ms_per_sentence': ms, 'n': len(rows), 'stage': args.stage,
+            'ms_per_sentence': ms, 'n': len(rows), 'stage': args.stage, 'source': source,
         }
         print(json.dumps(summary, ensure_ascii=False))
     return 0

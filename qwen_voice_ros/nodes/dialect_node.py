@@ -20,6 +20,14 @@ PARAMS = (
     Param('speaker_smoothing', 0.0, 'weight of the previous turns of the same speaker in the '
           'label (0 = each turn alone)', min=0.0, max=0.99),
     Param('model_path', '', "fast stage n-gram model (.npz); '' = the shipped model"),
+    Param('asr_model_path', '', "fast stage model for ASR text (.npz); '' = the shipped ASR "
+          'model (model_path when that is set)'),
+    # typed by default: the ASR model gained accuracy on held-out transcripts but lost
+    # Mandarin recall (0.85 < 0.90, docs/dialect.md), so routing is opt-in for now.
+    Param('text_source', 'typed', 'which fast-stage model classifies a transcript: typed, '
+          "auto (asr when its transcript event comes from the hearing node's ASR, else "
+          'typed), asr (e.g. for an external ASR node that publishes no events)',
+          choices=('typed', 'auto', 'asr')),
     # In its own process this is a second engine next to the llm node's; run both nodes in
     # one process (qwen-voice-dialect-llm, share_llm:=true) with the llm node's model_dir and
     # provider and they share one loaded model (llm/engine_pool.py, docs/llm.md).
@@ -71,7 +79,8 @@ class DialectNode(VoiceNode):
                 stage=stage, llm_threshold=float(self.param('llm_threshold')),
                 context_prior=self.param('context_prior') or None,
                 speaker_smoothing=float(self.param('speaker_smoothing')),
-                model_path=self.param('model_path'), llm_scorer=scorer)
+                model_path=self.param('model_path'), llm_scorer=scorer,
+                asr_model_path=self.param('asr_model_path'))
         except Exception:
             self.unload()
             raise
@@ -102,8 +111,13 @@ class DialectNode(VoiceNode):
         if not text.strip():
             self.report_error('empty transcript: nothing to classify', turn_id, turn_stamp)
             return
-        result = self.classifier.classify(text)
-        self.emit(turn_id, 'dialect', turn_stamp, text=text, dialect=result.to_dict())
+        source = self.param('text_source')
+        if source == 'auto':
+            from qwen_voice_ros.dialect import source_of_event
+            source = source_of_event(event)
+        result = self.classifier.classify(text, source=source)
+        self.emit(turn_id, 'dialect', turn_stamp, text=text, dialect=result.to_dict(),
+                  detail={'text_source': source})
         self.label_pub.publish(String(data=result.label))
         self.report_ok()
 
