@@ -157,7 +157,8 @@ def parse_voice_spec(spec: str, names: Sequence[str]
 
 def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float],
           prosody: Optional[Dict[str, float]] = None) -> np.ndarray:
-    """Weighted sum of voice vectors (the style the model is conditioned on).
+    """
+    Weighted sum of voice vectors (the style the model is conditioned on).
 
     With ``prosody`` the prosody half (``[..., 128:]``) is that blend instead.
     """
