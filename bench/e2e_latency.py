@@ -68,6 +68,9 @@ def main(argv=None) -> int:
     parser.add_argument('--clock', action='store_true',
                         help='replay with --clock and run the stack with use_sim_time')
     parser.add_argument('--monitor', action='store_true', help='print events as they happen')
+    parser.add_argument('--extra-params-file', action='append', default=[],
+                        help='parameter YAML applied after the stack defaults (repeatable), '
+                             'e.g. to compare one node setting')
     parser.add_argument('stack_args', nargs='*', metavar='NAME:=VALUE',
                         help='passed to qwen-voice-stack')
     args = parser.parse_args(argv)
@@ -87,7 +90,9 @@ def main(argv=None) -> int:
                          llm_model_dir=args.llm_model_dir, asr_dir=args.asr_model_dir,
                          tts=args.tts, max_new_tokens=args.max_new_tokens,
                          tail_s=args.tail_s, sim_time=args.clock, monitor=args.monitor,
-                         min_silence_ms=args.min_silence_ms, stack_args=args.stack_args,
+                         min_silence_ms=args.min_silence_ms, stack_args=args.stack_args + [
+                             a for f in args.extra_params_file
+                             for a in ('--extra-params-file', f)],
                          truth=truth, log=log)
     except (OSError, ValueError) as exc:
         print('e2e_latency: %s' % exc, file=sys.stderr)

@@ -20,6 +20,7 @@ from std_msgs.msg import String
 from qwen_voice_ros.core.params import Param
 from qwen_voice_ros.dialogue import COMPLETED, ReplySession
 from qwen_voice_ros.dialogue.downstream import DownstreamWatch
+from qwen_voice_ros.dialogue.first_chunk import FirstChunkHold
 from qwen_voice_ros.llm import REGISTRY
 from qwen_voice_ros.nodes import ros_io
 from qwen_voice_ros.nodes.base import VoiceNode, run
@@ -64,6 +65,10 @@ class LLMNode(VoiceNode):
         Param('tts_report_s', 30.0, 'a turn whose published sentences tts has not voiced this '
               'long after its last tts progress ends with an error event', min=0.1,
               max=3600.0),
+        Param('first_chunk_hold_s', 2.0, 'after publishing a reply\'s first sentence, pause '
+              'the decode until tts has voiced it, at most this long (tts and LLM share the '
+              'CPU: the first audio comes sooner; 0: off; only once a tts is seen)',
+              min=0.0, max=10.0),
         Param('input_topic', 'transcript', 'user text in'),
         Param('reply_topic', 'reply', 'full reply out'),
         Param('sentence_topic', 'reply_sentence', 'streamed sentences out'),
@@ -74,7 +79,7 @@ class LLMNode(VoiceNode):
 
     def declare(self):
         self.declare_backend_params(REGISTRY, 'onnx')
-        self.backend = self.session = self.watch = None
+        self.backend = self.session = self.watch = self.hold = None
 
     def load(self):
         from qwen_voice_ros.llm.base import LLMNotConfigured
@@ -94,6 +99,7 @@ class LLMNode(VoiceNode):
                                     count_tokens=backend.count_tokens)
         self.session = ReplySession(self.now_s, memory, float(self.param('dialect_wait_s')),
                                     max_queue=int(self.param('max_queue')))
+        self.hold = FirstChunkHold(float(self.param('first_chunk_hold_s')))
         self.watch = DownstreamWatch(self.now_s, float(self.param('playback_report_margin_s')),
                                      float(self.param('tts_report_s')))
 
@@ -131,6 +137,7 @@ class LLMNode(VoiceNode):
                 self.session.on_playback(turn_id, int(event.get('seq', -1)))
                 self.watch.on_playback(turn_id, event.get('final') is True)
             elif stage == 'tts_audio':
+                self.hold.on_tts_audio(turn_id)
                 self.watch.on_tts_audio(turn_id, event.get('turn_stamp'),
                                         int(event.get('seq', 0)), event.get('duration_s', 0.0))
             elif stage == 'playback_start':
@@ -148,6 +155,7 @@ class LLMNode(VoiceNode):
     def _rename(self, old, new, _event=None):
         self.session.rename(old, new)
         self.watch.rename(old, new)
+        self.hold.rename(old, new)
 
     def _poll(self):
         self.publish_outcomes(self.session.poll())
@@ -226,6 +234,7 @@ class LLMNode(VoiceNode):
                         break
                     for sentence in splitter.feed(think.feed(delta)[0]):
                         say(sentence)
+                    self.hold.wait(turn.turn_id, turn.cancel)
                 if not turn.cancel.is_set():
                     spoken, _thought = think.flush()
                     for sentence in splitter.feed(spoken) + splitter.flush():
@@ -244,6 +253,8 @@ class LLMNode(VoiceNode):
 
     def _publish_sentence(self, turn, seq, sentence):
         self.watch.on_sentence(turn.turn_id, turn.turn_stamp, seq)
+        if seq == 0:
+            self.hold.arm(turn.turn_id)
         self.emit(turn.turn_id, 'reply_sentence', turn.turn_stamp, text=sentence, seq=seq,
                   final=False)
         self.sentence_pub.publish(String(data=sentence))
@@ -254,6 +265,7 @@ class LLMNode(VoiceNode):
             values.update(self.session.values())
         if self.watch is not None:
             values.update(self.watch.values())
+            values.update(self.hold.values())
         return values
 
 
