@@ -222,9 +222,19 @@ def test_score_continuations_matches_transformers(model):
         reference_greedy(reference, prompt)
 
 
-def test_chat_backend_streams_and_cancels(model):
+@pytest.fixture()
+def closing():
+    """Close every chat backend a test loads: each holds a share of the process's engine pool."""
+    backends = []
+    yield backends.append
+    for backend in backends:
+        backend.close()
+
+
+def test_chat_backend_streams_and_cancels(model, closing):
     _, onnx_dir, _ = model
     backend = OnnxChatBackend(onnx_dir)
+    closing(backend)
     backend.load()
     messages = [SYSTEM, {'role': 'user', 'content': '你好'}]
     opts = GenerationOptions(max_new_tokens=24, request_ngram_block=0, max_sentences=0)
@@ -259,9 +269,10 @@ def test_reply_never_repeats_a_request_bigram(model):
     assert off == free
 
 
-def test_chat_backend_stops_after_max_sentences(model):
+def test_chat_backend_stops_after_max_sentences(model, closing):
     _, onnx_dir, _ = model
     backend = OnnxChatBackend(onnx_dir)
+    closing(backend)
     messages = [SYSTEM, {'role': 'user', 'content': '你好'}]
     full = ''.join(backend.stream_chat(messages, GenerationOptions(
         max_new_tokens=64, request_ngram_block=0, max_sentences=0)))
@@ -275,9 +286,10 @@ def test_chat_backend_stops_after_max_sentences(model):
         assert 'decode_s' in backend.engine.last_stats
 
 
-def test_chat_backend_trims_history_to_context(model):
+def test_chat_backend_trims_history_to_context(model, closing):
     _, onnx_dir, _ = model
     backend = OnnxChatBackend(onnx_dir, max_context=160)
+    closing(backend)
     history = [SYSTEM]
     for i in range(12):
         history += [{'role': 'user', 'content': '第%d个问题：今天天气很好吗？' % i},
