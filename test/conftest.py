@@ -26,6 +26,25 @@ if os.environ.get('QWEN_VOICE_CORE_ONLY') == '1':
                 collect_ignore.append(name)
 
 
+class FakeClock:
+    """A settable clock for the core classes that take ``clock`` (seconds, never moves alone)."""
+
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, s):
+        self.t += s
+
+
+@pytest.fixture
+def clock():
+    """Return a fresh :class:`FakeClock` at t = 1000 s."""
+    return FakeClock()
+
+
 @pytest.fixture(scope='module')
 def probe():
     """Yield a test-process ROS node on a private DDS domain (``probe.domain``), one per module."""

@@ -10,22 +10,6 @@ from qwen_voice_ros.dialogue import (CANCELLED, COMPLETED, ERROR, HalfDuplexGate
 from qwen_voice_ros.llm.memory import ConversationMemory
 
 
-class Clock:
-    def __init__(self, t=1000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-    def advance(self, s):
-        self.t += s
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def session(clock):
     return ReplySession(clock, ConversationMemory('persona'), dialect_wait_s=0.3)

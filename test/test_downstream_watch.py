@@ -16,22 +16,6 @@ from qwen_voice_ros.dialogue.downstream import PLAYBACK_REASON as REASON
 from qwen_voice_ros.dialogue.downstream import TTS_REASON, DownstreamWatch
 
 
-class Clock:
-    def __init__(self, t=1000.0):
-        self.t = t
-
-    def __call__(self):
-        return self.t
-
-    def advance(self, s):
-        self.t += s
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def watch(clock):
     w = DownstreamWatch(clock, margin_s=2.0)
