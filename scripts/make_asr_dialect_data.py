@@ -109,6 +109,7 @@ def train_sentences(per_label, seed=7):
         if ex.text not in seen:
             seen.add(ex.text)
             by_label[ex.label].append(('written:%d' % i, ex.text, ex.label))
+    _refuse_heldout(by_label)
     rng = random.Random(seed)
     for rows in by_label.values():
         rng.shuffle(rows)
@@ -118,6 +119,26 @@ def train_sentences(per_label, seed=7):
             if k < len(by_label[label]):
                 out.append(by_label[label][k])
     return out
+
+
+def _refuse_heldout(by_label, path=None):
+    """
+    Raise if a training sentence is (close to) a held-out one.
+
+    Transcripts of the train set go into training; a held-out sentence among them would leak
+    the evaluation set (data/dialect/heldout.txt) into the model.  Close = the character-3-gram
+    Jaccard guard the CV uses (> 0.5).
+    """
+    from qwen_voice_ros.dialect import training as T
+
+    path = path or os.path.join(ROOT, 'data', 'dialect', 'heldout.txt')
+    held = [T.Example(text, label) for _, text, label in eval_sentences(path)]
+    rows = [T.Example(text, label, source=row_id)
+            for label_rows in by_label.values() for row_id, text, label in label_rows]
+    kept = T.drop_near_duplicates(rows, held)
+    if len(kept) != len(rows):
+        bad = sorted({ex.text for ex in rows} - {ex.text for ex in kept})
+        raise ValueError('training sentences close to held-out ones: %r' % bad[:5])
 
 
 def eval_sentences(path):
