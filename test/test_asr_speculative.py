@@ -51,8 +51,8 @@ def _replay(stream, spec, clock, asr_cost_s=0.5, run_jobs=True):
         for due, job in list(pending):
             if clock.t >= due:
                 pending.remove((due, job))
-                if run_jobs:
-                    job.run(transcribe, clock=lambda: due)
+                if run_jobs and job.run(transcribe, clock=lambda: due):
+                    spec.finished(job)  # the hearing node's worker: announce if still open
         for utt in seg.feed(stream[i:i + CHUNK]):
             closed.append((clock.t, utt, spec.claim(utt)))
         job = spec.update(seg)
@@ -134,3 +134,102 @@ def test_disabled_and_reset():
     spec.reset()
     assert job.stale and spec.job is None
     assert not job.run(lambda audio: 'x') and job.done and job.text is None
+
+
+class Calls:
+    """What the hearing node would publish: announced and withdrawn speculative turns."""
+
+    def __init__(self):
+        self.log = []
+        self.turn = 0
+
+    def announce(self, job):
+        self.log.append(('announce', job.turn_id, job.text))
+
+    def withdraw(self, job, reason):
+        self.log.append(('withdraw', job.turn_id, reason))
+
+
+def _announcing(clock, calls, after_silence_s=0.3):
+    spec = SpeculativeASR(after_silence_s=after_silence_s, clock=clock, announce=True,
+                          on_announce=calls.announce, on_withdraw=calls.withdraw)
+    real_update = spec.update
+
+    def update(seg):
+        job = real_update(seg)
+        if job is not None:
+            calls.turn += 1
+            job.turn_id = 't%d' % calls.turn
+        return job
+    spec.update = update
+    return spec
+
+
+def test_announced_before_the_close_and_confirmed_by_it():
+    clock, calls = FakeClock(), Calls()
+    spec = _announcing(clock, calls)
+    stream = np.concatenate([_silence(0.5), _tone(1.5), _silence(1.5, 1)])
+    _, _, closed = _replay(stream, spec, clock, asr_cost_s=0.2)
+    close_t, utt, job = closed[0]
+    assert calls.log == [('announce', 't1', 'text of %d samples' % len(utt.audio))]
+    assert job.announced and not job.withdrawn and job.finished_s < close_t
+    assert (spec.announced, spec.confirmed, spec.withdrawn) == (1, 1, 0)
+
+
+def test_speech_resuming_in_the_hangover_withdraws_the_announced_turn():
+    clock, calls = FakeClock(), Calls()
+    spec = _announcing(clock, calls)
+    # A 0.6 s pause: the job starts at 0.3 s, is announced at 0.5 s, speech resumes at 0.6 s.
+    stream = np.concatenate([_silence(0.5), _tone(1.0), _silence(0.6, 1), _tone(1.0, 330.0),
+                             _silence(1.5, 2)])
+    _, _, closed = _replay(stream, spec, clock, asr_cost_s=0.2)
+    assert len(closed) == 1
+    _, utt, job = closed[0]
+    assert [c[:2] for c in calls.log] == [('announce', 't1'), ('withdraw', 't1'),
+                                          ('announce', 't2')]
+    assert 'speech resumed' in calls.log[1][2]
+    # The closed utterance is the whole request, confirmed under the second turn.
+    assert job is not None and job.turn_id == 't2' and np.array_equal(job.audio, utt.audio)
+    assert (spec.announced, spec.confirmed, spec.withdrawn) == (2, 1, 1)
+
+
+def test_a_job_finishing_after_the_close_is_not_announced():
+    clock, calls = FakeClock(), Calls()
+    spec = _announcing(clock, calls)
+    stream = np.concatenate([_silence(0.5), _tone(1.5), _silence(1.5, 1)])
+    _, _, closed = _replay(stream, spec, clock, asr_cost_s=0.9)  # done after the 1 s close
+    _, _, job = closed[0]
+    assert job is not None and not job.announced and calls.log == []
+
+
+def test_claim_of_different_audio_withdraws_and_reset_can_stay_quiet():
+    clock, calls = FakeClock(), Calls()
+    spec = _announcing(clock, calls)
+    seg = UtteranceSegmenter(EnergyClassifier(), sample_rate=RATE, min_speech_ms=100,
+                             min_silence_ms=1000, pad_ms=200)
+    stream = np.concatenate([_silence(0.5), _tone(1.5), _silence(0.4, 1)])
+    job = None
+    for i in range(0, len(stream), CHUNK):
+        seg.feed(stream[i:i + CHUNK])
+        job = spec.update(seg) or job
+    assert job.run(lambda audio: '你好') and spec.finished(job)
+    forced = seg.flush()
+    forced.audio = np.zeros(10, dtype=np.float32)  # not the audio the job transcribed
+    assert spec.claim(forced) is None
+    assert calls.log[-1][0] == 'withdraw' and 'differs' in calls.log[-1][2]
+    # A stream restart that its caller reports itself: no second outcome.
+    for i in range(0, len(stream), CHUNK):
+        seg.feed(stream[i:i + CHUNK])
+        job = spec.update(seg) or job
+    assert job.run(lambda audio: '你好') and spec.finished(job)
+    spec.reset(withdraw=False)
+    assert [c[0] for c in calls.log] == ['announce', 'withdraw', 'announce']
+
+
+def test_not_announced_when_off():
+    clock, calls = FakeClock(), Calls()
+    spec = SpeculativeASR(after_silence_s=0.3, clock=clock, announce=False,
+                          on_announce=calls.announce, on_withdraw=calls.withdraw)
+    stream = np.concatenate([_silence(0.5), _tone(1.5), _silence(1.5, 1)])
+    _, _, closed = _replay(stream, spec, clock, asr_cost_s=0.2)
+    assert closed[0][2] is not None and calls.log == [] and spec.announced == 0

@@ -65,6 +65,9 @@ HAND_CASES = {
     'seq float': with_(seq=1.5),
     'seq huge': with_(seq=10 ** 30),
     'final string': with_(final='yes'),
+    'speculative string': with_(speculative='true'),
+    'speculative int': with_(speculative=1),
+    'speculative null': with_(speculative=None),
     'text list': with_(text=['a']),
     'text too long': with_(text='字' * (events.MAX_TEXT_CHARS + 1)),
     'text lone surrogate': with_(text='\ud800'),
@@ -115,6 +118,17 @@ def test_every_stage_a_node_emits_validates():
         event = events.make_event('t-a-0001', stage, '/n', 12.5, 12.0, text='好', seq=3,
                                   final=False, duration_s=0.5, error='x', detail={'k': 1})
         assert events.decode(events.encode(event))['stage'] == stage
+
+
+def test_speculative_is_a_strict_bool_and_marks_the_unconfirmed_transcript_stage():
+    event = events.make_event('t-a-0002', 'speculative_transcript', '/hearing', 12.4, 12.0,
+                              text='今天天气怎么样', speculative=True, detail={'asr_s': 0.2})
+    decoded = events.decode(events.encode(event))
+    assert decoded['stage'] == 'speculative_transcript' and decoded['speculative'] is True
+    assert events.decode(with_(speculative=False))['speculative'] is False
+    # The confirmed stage stays 'transcript': readers that ignore unknown stages never take a
+    # speculative text for a confirmed one.
+    assert 'speculative_transcript' in events.STAGES and 'transcript' in events.STAGES
 
 
 def test_dialect_labels_match_the_classifier():

@@ -24,6 +24,12 @@ Schema ``qwen_voice_ros/turn_event/v1`` (keys; all but the first five optional):
     thinking    str    the model's <think> text (reply stage, thinking mode only)
     duration_s  float  audio duration (utterance, tts_audio)
     error       str    what went wrong (stage "error"); the turn is dropped, the node keeps serving
+    speculative bool   true on the events of a turn not confirmed yet: the hearing node's
+                       ``speculative_transcript`` (the VAD hangover has not closed the
+                       utterance), the dialect label computed on it, and the ``cancelled``
+                       that withdraws it; absent (false) on everything confirmed.  Nothing
+                       of a speculative turn is published on a text or audio topic before
+                       its confirming ``transcript`` event (same turn id)
     detail      dict   stage-specific extras (backend name, timings)
 
 Unknown keys must be ignored by readers; a new major version changes the schema string.
@@ -44,7 +50,10 @@ SCHEMA = 'qwen_voice_ros/turn_event/v1'
 STAGES = (
     'speech_start',    # VAD heard the user start speaking (playback stops at once)
     'utterance',       # VAD closed an utterance (audio published on `utterance`)
-    'transcript',      # ASR text (or a text turn injected by replay / a user node)
+    'transcript',      # ASR text (or a text turn injected by replay / a user node): confirmed
+    'speculative_transcript',  # ASR text before the utterance closed (speculative: true);
+                               # confirmed by a `transcript` event of the same turn id, or
+                               # withdrawn by a `cancelled` event (docs/latency.md)
     'dialect',         # dialect label and scores
     'reply_sentence',  # one streamed sentence of the reply
     'reply',           # the full reply (final; what was spoken if barged in)
@@ -230,6 +239,8 @@ def validate(event: Any) -> Dict[str, Any]:
             raise EventError('seq must be an integer in [0, %d]' % MAX_SEQ)
     if 'final' in event and not isinstance(event['final'], bool):
         raise EventError('final must be true or false')
+    if 'speculative' in event and not isinstance(event['speculative'], bool):
+        raise EventError('speculative must be true or false')
     if 'dialect' in event:
         if event['dialect'] is None:
             del event['dialect']

@@ -11,6 +11,16 @@ cut-off reply only as far as playback reported it spoken (all published sentence
 playback is in the graph); a reply that finished generating but was cut while playing is
 revised down to what was spoken.
 
+Speculative turns (:meth:`ReplySession.on_speculative`): a transcript the hearing node
+announced before the VAD hangover closed the utterance opens a turn that is *not confirmed*.
+It waits for its dialect label (no deadline while unconfirmed) and generates as usual, but
+its sentences and its outcome are held: nothing of it is published until the confirming
+transcript (same turn id, same text) arrives, then the held sentences go out in order and
+the turn goes on like any other.  Withdrawn (:meth:`withdraw`: speech resumed, the closed
+audio differed, ``confirm_timeout_s`` passed) or superseded before that, it ends with one
+``cancelled`` outcome (``detail.speculative``, ``reason``) and the conversation memory is
+put back as it was before the turn (the partial text never becomes a user message).
+
 Bounded: at most ``max_queue`` turns wait for the worker (drop oldest: it ends with an
 error outcome) and the per-turn maps keep the newest 256 entries.  Every turn the session
 opens ends in exactly one outcome (see :mod:`qwen_voice_ros.dialogue.outcomes`).
@@ -42,6 +52,17 @@ class ReplyTurn:
         self.cancel = threading.Event()
         self.cancelled_at: Optional[float] = None  # when a cancel found it generating
         self.sentences: List[str] = []
+        # Speculative turns: not confirmed until the hearing node's close says so.
+        self.confirmed = True
+        self.speculative = False
+        self.confirm_by = float('inf')   # withdrawn if still unconfirmed then
+        self.held: List = []             # (seq, publish) of sentences not published yet
+        self.deferred: Optional[Callable[[], Optional[Outcome]]] = None  # held outcome
+        self.snapshot = None             # memory before the turn's user message
+        self.opened_at: Optional[float] = None
+        self.confirm_wait_s: Optional[float] = None  # opened -> confirmed
+        self.first_held_at: Optional[float] = None
+        self.first_held_s = 0.0          # how long its first sentence waited for confirmation
 
 
 class Step(NamedTuple):
@@ -60,10 +81,11 @@ class ReplySession:
     """See the module docstring.  ``memory`` is a ``llm.memory.ConversationMemory``."""
 
     def __init__(self, clock: Callable[[], float], memory, dialect_wait_s: float = 0.3,
-                 max_queue: int = 4, max_open: int = 64):
+                 max_queue: int = 4, max_open: int = 64, confirm_timeout_s: float = 10.0):
         self._clock = clock
         self.memory = memory
         self.dialect_wait_s = float(dialect_wait_s)
+        self.confirm_timeout_s = float(confirm_timeout_s)
         self.max_queue = max_queue
         self.lifecycle = TurnLifecycle('llm', max_open=max_open)
         self.tracker = TurnTracker(clock)
@@ -76,7 +98,9 @@ class ReplySession:
         self.saw_playback = False
         self.last_finished: Optional[ReplyTurn] = None
         self.counters: Dict[str, int] = {'dropped_queue': 0, 'revised_after_playback': 0,
-                                         'reattributed': 0}
+                                         'reattributed': 0, 'speculative_started': 0,
+                                         'speculative_confirmed': 0,
+                                         'speculative_withdrawn': 0}
         self._closed = False
 
     # ---- events from the graph (subscription callbacks) -------------------------------------
@@ -84,6 +108,9 @@ class ReplySession:
         """Open a user turn from its text, cut older turns, wait for its dialect."""
         text = (text or '').strip()
         with self._lock:
+            known = self._turns.get(turn_id)
+            if known is not None and not known.confirmed:
+                return Step(self._confirm(known, text))
             outcomes = self.lifecycle.start(turn_id, turn_stamp)
             if turn_id in self._turns or self.lifecycle.ended(turn_id):
                 return Step(outcomes)  # the same turn delivered twice
@@ -104,6 +131,53 @@ class ReplySession:
                 turn.dialect = self._dialects.pop(turn_id)
                 outcomes += self._enqueue(turn)
             return Step(outcomes)
+
+    def on_speculative(self, turn_id: str, turn_stamp: float, text: str) -> Step:
+        """
+        Open a turn from a speculative transcript: it generates, but publishes nothing yet.
+
+        Confirmed by :meth:`on_transcript` with the same id and text; ended by
+        :meth:`withdraw`, a newer turn, or ``confirm_timeout_s`` without confirmation.
+        """
+        text = (text or '').strip()
+        with self._lock:
+            if not text or turn_id in self._turns or self.lifecycle.ended(turn_id):
+                return Step([])
+            outcomes = self.lifecycle.start(turn_id, turn_stamp)
+            if not self.tracker.observe(turn_id, turn_stamp):
+                outcomes.append(self.lifecycle.finish(
+                    turn_id, CANCELLED, superseded_by=self.tracker.latest or '',
+                    reason='a newer turn had already started', speculative=True))
+                return Step(outcomes)
+            outcomes += self._cut_older(turn_id)
+            now = self._clock()
+            # No dialect deadline while unconfirmed: the label comes from the dialect
+            # node's speculative event, or (a dialect node that ignores speculation) after
+            # the confirmed transcript, whose dialect_wait_s starts at the confirmation.
+            turn = ReplyTurn(turn_id, turn_stamp, text, float('inf'))
+            turn.confirmed, turn.speculative, turn.opened_at = False, True, now
+            turn.confirm_by = now + self.confirm_timeout_s
+            self.counters['speculative_started'] += 1
+            _bounded_set(self._turns, turn_id, turn)
+            if turn_id in self._dialects:
+                turn.dialect = self._dialects.pop(turn_id)
+                outcomes += self._enqueue(turn)
+            return Step(outcomes)
+
+    def withdraw(self, turn_id: str, reason: str) -> Step:
+        """End an unconfirmed speculative turn (its producer withdrew it); else nothing."""
+        with self._lock:
+            turn = self._turns.get(turn_id)
+            if turn is None or turn.confirmed or turn.state == ENDED:
+                return Step([])
+            outcomes = self._withdraw(turn, reason)
+            self._turns.pop(turn_id, None)
+            return Step(outcomes)
+
+    def is_unconfirmed(self, turn_id: str) -> bool:
+        with self._lock:
+            turn = self._turns.get(turn_id)
+            return turn is not None and not turn.confirmed and turn.state != ENDED
 
     def on_dialect(self, turn_id: str, label: Optional[str]) -> Step:
         """Take a turn's dialect label: a waiting turn starts now."""
@@ -139,6 +213,12 @@ class ReplySession:
             outcomes: List[Outcome] = []
             for turn in due:
                 outcomes += self._enqueue(turn)
+            late = [t for t in self._turns.values()
+                    if not t.confirmed and t.state != ENDED and t.confirm_by <= now]
+            for turn in late:
+                outcomes += self._withdraw(turn, 'not confirmed within %.1f s'
+                                           % self.confirm_timeout_s)
+                self._turns.pop(turn.turn_id, None)
             return Step(outcomes)
 
     def rename(self, old: str, new: str) -> None:
@@ -182,6 +262,8 @@ class ReplySession:
             if turn.state != QUEUED:
                 return None
             turn.state = RUNNING
+            if not turn.confirmed:
+                turn.snapshot = self.memory.snapshot()  # put back if it is withdrawn
             self.memory.set_dialect(turn.dialect)
             self.memory.add_user(turn.text)
             return self.memory.messages()
@@ -194,7 +276,12 @@ class ReplySession:
                 return False
             seq = len(turn.sentences)
             turn.sentences.append(sentence)
-            publish(seq)
+            if turn.confirmed:
+                publish(seq)
+            else:
+                if not turn.held:
+                    turn.first_held_at = self._clock()
+                turn.held.append((seq, publish))  # published when the turn is confirmed
             return True
 
     def complete(self, turn: ReplyTurn, reply: str, thinking: str = '') -> Optional[Outcome]:
@@ -202,12 +289,20 @@ class ReplySession:
         with self._lock:
             if turn.state != RUNNING:
                 return None
+            if not turn.confirmed:
+                turn.deferred = lambda: self.complete(turn, reply, thinking)
+                return None
             turn.state = ENDED
             self.memory.commit_assistant(reply)
             self.last_finished = turn
+            extra = {}
+            if turn.speculative:
+                extra = {'speculative': True,
+                         'confirm_wait_s': round(turn.confirm_wait_s or 0.0, 4),
+                         'first_sentence_held_s': round(turn.first_held_s, 4)}
             return self.lifecycle.finish(turn.turn_id, COMPLETED, text=reply,
                                          sentences=len(turn.sentences), thinking=thinking,
-                                         dialect=turn.dialect)
+                                         dialect=turn.dialect, **extra)
 
     def fail(self, turn: ReplyTurn, error: str, fallback: str = '') -> Optional[Outcome]:
         """
@@ -220,6 +315,9 @@ class ReplySession:
         """
         with self._lock:
             if turn.state == ENDED:
+                return None
+            if not turn.confirmed and turn.state == RUNNING:
+                turn.deferred = lambda: self.fail(turn, error, fallback)
                 return None
             if turn.state == RUNNING:
                 self.memory.commit_assistant(''.join(turn.sentences) + (fallback or ''))
@@ -239,6 +337,52 @@ class ReplySession:
                 'stop_latency_max_ms', 0))
 
     # ---- internals ---------------------------------------------------------------------------
+    def _confirm(self, turn: ReplyTurn, text: str) -> List[Outcome]:
+        """Confirm a speculative turn (its producer closed it): publish what was held."""
+        if turn.state == ENDED:
+            return []
+        if text != turn.text:  # not what it generated for: no reply to a text never said
+            outcomes = self._withdraw(turn, 'the confirmed transcript differs from the '
+                                      'speculative one')
+            self._turns.pop(turn.turn_id, None)
+            return outcomes
+        now = self._clock()
+        turn.confirmed = True
+        turn.confirm_wait_s = now - turn.opened_at if turn.opened_at is not None else None
+        if turn.first_held_at is not None:
+            turn.first_held_s = now - turn.first_held_at
+        self.counters['speculative_confirmed'] += 1
+        if turn.state == WAITING:
+            turn.deadline = now + self.dialect_wait_s
+        held, turn.held = turn.held, []
+        for seq, publish in held:
+            publish(seq)
+        outcomes: List[Outcome] = []
+        deferred, turn.deferred = turn.deferred, None
+        if deferred is not None:
+            outcome = deferred()
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
+
+    def _withdraw(self, turn: ReplyTurn, reason: str, superseded_by: str = '') -> List[Outcome]:
+        """End an unconfirmed turn: nothing of it was published; memory as before it."""
+        was = turn.state
+        turn.state = ENDED
+        turn.cancel.set()
+        if was == RUNNING and turn.deferred is None:
+            turn.cancelled_at = self._clock()  # the worker is still on it
+        if turn.snapshot is not None:
+            self.memory.restore(turn.snapshot)
+            turn.snapshot = None
+        turn.held, turn.deferred = [], None
+        self.counters['speculative_withdrawn'] += 1
+        detail = {'superseded_by': superseded_by} if superseded_by else {}
+        outcome = self.lifecycle.finish(
+            turn.turn_id, CANCELLED, text='', reason=reason, state=was, speculative=True,
+            sentences_generated=len(turn.sentences), **detail)
+        return [outcome] if outcome is not None else []
+
     def _enqueue(self, turn: ReplyTurn) -> List[Outcome]:
         outcomes: List[Outcome] = []
         turn.state = QUEUED
@@ -266,6 +410,9 @@ class ReplySession:
         outcomes = []
         for turn in list(self._turns.values()):
             if turn.turn_id == new_id or turn.state == ENDED:
+                continue
+            if not turn.confirmed:  # published nothing: no reply to commit
+                outcomes += self._withdraw(turn, 'barge-in', superseded_by=new_id)
                 continue
             was = turn.state
             turn.state = ENDED

@@ -176,6 +176,17 @@ class ConversationMemory:
                 else:
                     self._turns.pop()
 
+    def snapshot(self):
+        """Return the history as it is now, for :meth:`restore`."""
+        with self._lock:
+            return [dict(t) for t in self._turns], self._dialect
+
+    def restore(self, snapshot) -> None:
+        """Go back to a :meth:`snapshot` (a speculative user turn that was withdrawn)."""
+        turns, dialect = snapshot
+        with self._lock:
+            self._turns, self._dialect = [dict(t) for t in turns], dialect
+
     def clear(self) -> None:
         with self._lock:
             self._turns = []

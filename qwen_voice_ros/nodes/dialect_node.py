@@ -104,7 +104,31 @@ class DialectNode(VoiceNode):
             String, self.param('output_topic'), ros_io.QOS_TEXT))
         feed_event = self.subscribe_text_turns(self.param('input_topic'), 'transcript',
                                                self.on_transcript)
-        self.subscribe_events(feed_event)
+        self._speculative = {}  # turn id -> (text, result) of its speculative transcript
+
+        def on_event(event):
+            if event['stage'] == 'speculative_transcript' and isinstance(event.get('text'),
+                                                                         str):
+                self.on_speculative(event)
+            feed_event(event)
+        self.subscribe_events(on_event)
+
+    def on_speculative(self, event):
+        """Label a speculative transcript now (event only): the llm starts before the close."""
+        text, turn_id = event['text'], event['turn_id']
+        if not text.strip() or turn_id in self._speculative:
+            return
+        source = self.param('text_source')
+        if source == 'auto':
+            from qwen_voice_ros.dialect import source_of_event
+            source = source_of_event(dict(event, stage='transcript'))  # same ASR text
+        result = self.classifier.classify(text, source=source)
+        self._speculative[turn_id] = (text, result)
+        while len(self._speculative) > 64:
+            self._speculative.pop(next(iter(self._speculative)))
+        # No label on the dialect topic before the turn is confirmed (speculative: true).
+        self.emit(turn_id, 'dialect', event.get('turn_stamp'), text=text, speculative=True,
+                  dialect=result.to_dict(), detail={'text_source': source})
 
     def on_transcript(self, turn_id, turn_stamp, text, event):
         self.counters['turns'] += 1
@@ -115,7 +139,11 @@ class DialectNode(VoiceNode):
         if source == 'auto':
             from qwen_voice_ros.dialect import source_of_event
             source = source_of_event(event)
-        result = self.classifier.classify(text, source=source)
+        text_and_result = getattr(self, '_speculative', {}).pop(turn_id, None)
+        if text_and_result is not None and text_and_result[0] == text:
+            result = text_and_result[1]  # confirmed: the label its speculative text got
+        else:
+            result = self.classifier.classify(text, source=source)
         self.emit(turn_id, 'dialect', turn_stamp, text=text, dialect=result.to_dict(),
                   detail={'text_source': source})
         self.label_pub.publish(String(data=result.label))

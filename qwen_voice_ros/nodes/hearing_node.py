@@ -15,6 +15,13 @@ with ``format:=wave``), converts to 16 kHz float32, cuts utterances with the VAD
   worker; when the hangover then closes the utterance with the same audio, that transcript
   is published at once (speech that resumes discards it; asr/speculative.py).  The turn's
   stamps stay the end of speech.
+* speculative reply (``speculative_reply``, default on): a speculative transcript ready
+  while the utterance is still open goes out at once as a ``speculative_transcript`` event
+  (``speculative: true``, the open turn's id; nothing on the ``transcript`` topic), so the
+  dialect and llm nodes start on it.  The close confirms it with the ordinary ``transcript``
+  event + text of the same turn id; speech that resumes (or a closed utterance whose audio
+  differs) withdraws it with a ``cancelled`` event (``speculative: true``, ``detail.reason``)
+  and the utterance goes on under a new turn id (docs/latency.md).
 
 Backends come from registries and declare their own parameters: ``vad_backend`` (energy |
 silero | webrtc) with ``<vad>.<param>``, ``backend`` (faster_whisper | sherpa_onnx | none) with
@@ -66,6 +73,10 @@ class HearingNode(VoiceNode):
               max=600.0),
         Param('speculative_silence_ms', 200, 'transcribe the audio so far after this much '
               'silence, before the hangover ends (0: off)', min=0, max=10000),
+        Param('speculative_reply', True, 'announce a speculative transcript ready before the '
+              'hangover ends as a speculative_transcript event, so dialect and llm start on it '
+              '(confirmed or withdrawn when the utterance closes; false: publish it only at '
+              'the close)'),
         Param('warm_up', True, 'run the ASR once at configure so the first turn is not '
               'slower'),
         Param('stream_timeout_s', 2.0, 'no audio this long mid-utterance (device gone): '
@@ -136,7 +147,9 @@ class HearingNode(VoiceNode):
             silence_ms = max(silence_ms, int(self.param('pad_ms')))
         if silence_ms >= int(self.param('min_silence_ms')):
             silence_ms = 0  # the hangover ends first: nothing to gain
-        self.spec = SpeculativeASR(after_silence_s=silence_ms / 1000.0)
+        self.spec = SpeculativeASR(after_silence_s=silence_ms / 1000.0,
+                                   announce=bool(self.param('speculative_reply')),
+                                   on_announce=self._announce, on_withdraw=self._withdraw)
         self.decoder = AudioStreamDecoder(pipeline_rate=rate, streaming=True)
         self._samples_fed = 0
         self._anchor = None   # ROS time (s) of stream sample 0, from message stamps
@@ -207,7 +220,9 @@ class HearingNode(VoiceNode):
             self.report_error('utterance dropped: %s mid-utterance' % why, turn_id, onset,
                               stage='vad')
         self._open_turn = None
-        self.spec.reset()
+        # The error above is the open turn's outcome: an announced job is not withdrawn
+        # again (one outcome per turn); the llm ends its speculative turn on that error.
+        self.spec.reset(withdraw=False)
         self.segmenter.reset()
         self.decoder.reset()
         self._samples_fed = 0
@@ -268,6 +283,9 @@ class HearingNode(VoiceNode):
         if self._queue is not None:
             job = self.spec.update(self.segmenter)
             if job is not None:
+                if self._open_turn is not None:
+                    job.turn_id = self._open_turn[0]
+                job.turn_stamp = self._arrival(job.speech_end_s)
                 self._queue.put(('speculative', job))
         stats = self.segmenter.stats
         if stats.nonfinite_samples > self._stats_seen[0]:
@@ -294,7 +312,30 @@ class HearingNode(VoiceNode):
         known = self.arrivals.time_of_s(stream_s, self.segmenter.rate)
         return self.now_s() if known is None else known
 
+    def _announce(self, job):
+        """ASR worker, under the speculation lock: the utterance is still open; say its text."""
+        if not job.turn_id:
+            return  # no open turn (speech_start never came): nothing to tie it to
+        self.counters['speculative_announced'] = \
+            self.counters.get('speculative_announced', 0) + 1
+        self.emit(job.turn_id, 'speculative_transcript', job.turn_stamp, text=job.text,
+                  speculative=True,
+                  detail={'backend': self.asr.name, 'asr_s': round(job.asr_s, 3),
+                          'audio_s': round(len(job.audio) / float(self.segmenter.rate), 3)})
+
+    def _withdraw(self, job, reason):
+        """Speech resumed (or the closed audio differs): the announced turn is cancelled."""
+        if not job.turn_id:
+            return
+        self.emit(job.turn_id, 'cancelled', job.turn_stamp, speculative=True,
+                  detail={'stage': 'hearing', 'reason': reason})
+        if self._open_turn is not None and self._open_turn[0] == job.turn_id:
+            # The rest of this utterance is a new turn: the cancelled id never comes back.
+            self._open_turn = (self.ids.new(), self._open_turn[1])
+
     def _publish_utterance(self, utt):
+        # Claim first: a withdrawn speculative turn hands the utterance a new turn id.
+        job = self.spec.claim(utt)
         turn_id = self._open_turn[0] if self._open_turn is not None else self.ids.new()
         self._open_turn = None
         start = self._anchor + utt.start_s
@@ -307,7 +348,6 @@ class HearingNode(VoiceNode):
                           'speech_end_s': round(self._anchor + utt.speech_end_s, 3),
                           'vad': self.param('vad_backend')})
         self.utt_pub.publish(ros_io.audio_stamped(utt.audio, _to_time(start), turn_id))
-        job = self.spec.claim(utt)
         if self._queue is not None:
             self._queue.put((turn_id, end, utt.audio, job, time.monotonic()))
 
@@ -318,7 +358,9 @@ class HearingNode(VoiceNode):
             if item is None:
                 return
             if item[0] == 'speculative':
-                item[1].run(self._transcribe)  # skipped when speech resumed meanwhile
+                job = item[1]
+                if job.run(self._transcribe):  # skipped when speech resumed meanwhile
+                    self.spec.finished(job)    # announce it if the utterance is still open
                 continue
             turn_id, turn_stamp, audio, job, closed = item
             speculative = (job is not None and job.wait(60.0)
@@ -344,6 +386,8 @@ class HearingNode(VoiceNode):
             self.emit(turn_id, 'transcript', turn_stamp, text=text,
                       detail={'backend': self.asr.name, 'asr_s': round(elapsed, 3),
                               'speculative': bool(speculative),
+                              # this confirms the speculative_transcript of the same id
+                              'confirms_speculative': bool(speculative and job.announced),
                               'after_close_s': round(time.monotonic() - closed, 3),
                               'audio_s': round(len(audio) / float(self.segmenter.rate), 3)})
             self.text_pub.publish(String(data=text))
@@ -376,6 +420,10 @@ class HearingNode(VoiceNode):
         if spec is not None and spec.enabled:
             values['speculative_used'] = spec.used
             values['speculative_discarded'] = spec.discarded
+            if spec.announce:
+                values.update(speculative_announced=spec.announced,
+                              speculative_confirmed=spec.confirmed,
+                              speculative_withdrawn=spec.withdrawn)
         return values
 
 

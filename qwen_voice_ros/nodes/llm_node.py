@@ -9,6 +9,14 @@ Generation runs on a supervised worker thread; every turn ends in one event: ``r
 it answered (:class:`~qwen_voice_ros.dialogue.downstream.DownstreamWatch`): a turn whose
 sentences tts never voices, or whose audio playback never reports (the process died
 mid-turn), ends with an ``error`` event (``detail.stage`` tts or playback), not in silence.
+
+Speculative reply (``speculative_reply``): a ``speculative_transcript`` event (the hearing
+node's text before the VAD hangover closed the utterance) starts the turn at once, but its
+sentences, its ``reply`` and any fallback are held until the confirming ``transcript`` event
+of the same turn id; a ``cancelled``/``error`` event of another node for it before that
+withdraws it (one ``cancelled`` event here, ``speculative: true``).  Everything this node
+publishes on ``reply_sentence``/``reply`` is therefore confirmed, and so is everything tts
+and playback (ours or yours) make of it (docs/latency.md).
 """
 from __future__ import annotations
 
@@ -69,6 +77,11 @@ class LLMNode(VoiceNode):
               'the decode until tts has voiced it, at most this long (tts and LLM share the '
               'CPU: the first audio comes sooner; 0: off; only once a tts is seen)',
               min=0.0, max=10.0),
+        Param('speculative_reply', True, 'start generating on a speculative_transcript event '
+              '(before the VAD hangover ends); its output is held until the confirming '
+              'transcript event (false: wait for the transcript)'),
+        Param('speculative_confirm_s', 10.0, 'a speculative turn still unconfirmed this long '
+              'is withdrawn (its producer went away)', min=0.1, max=600.0),
         Param('input_topic', 'transcript', 'user text in'),
         Param('reply_topic', 'reply', 'full reply out'),
         Param('sentence_topic', 'reply_sentence', 'streamed sentences out'),
@@ -98,7 +111,8 @@ class LLMNode(VoiceNode):
                                     int(self.param('history_token_budget')),
                                     count_tokens=backend.count_tokens)
         self.session = ReplySession(self.now_s, memory, float(self.param('dialect_wait_s')),
-                                    max_queue=int(self.param('max_queue')))
+                                    max_queue=int(self.param('max_queue')),
+                                    confirm_timeout_s=float(self.param('speculative_confirm_s')))
         self.hold = FirstChunkHold(float(self.param('first_chunk_hold_s')))
         self.watch = DownstreamWatch(self.now_s, float(self.param('playback_report_margin_s')),
                                      float(self.param('tts_report_s')))
@@ -144,6 +158,19 @@ class LLMNode(VoiceNode):
                 self.watch.on_playback_start(turn_id)
             elif stage in ('cancelled', 'error'):
                 self.watch.on_outcome(turn_id)
+                if event['node'] != me and self.session.is_unconfirmed(turn_id):
+                    why = (event.get('detail') or {}).get('reason') or event.get('error')
+                    self.publish_outcomes(self.session.withdraw(
+                        turn_id, '%s: %s' % (event['node'], why or stage)))
+            elif (stage == 'speculative_transcript' and event['node'] != me
+                  and self.param('speculative_reply') and isinstance(event.get('text'), str)):
+                self.publish_outcomes(self.session.on_speculative(
+                    turn_id, event.get('turn_stamp', event['stamp']), event['text']))
+            elif (stage == 'transcript' and event['node'] != me
+                  and self.session.is_unconfirmed(turn_id)):
+                # The confirmation: publish what was held now, not after the text's match.
+                self.publish_outcomes(self.session.on_transcript(
+                    turn_id, event.get('turn_stamp', event['stamp']), event.get('text') or ''))
             elif stage in ('utterance', 'transcript') and event['node'] != me:
                 stamp = event.get('turn_stamp', event['stamp'])
                 self.publish_outcomes(self.session.on_user_turn(turn_id, stamp))
@@ -178,15 +205,19 @@ class LLMNode(VoiceNode):
                 self.watch.on_outcome(o.turn_id)  # stated here: tts/playback owe nothing more
             if o.kind == COMPLETED:
                 dialect = o.detail.get('dialect')
+                timing = self._timing.pop(o.turn_id, {})
+                if o.detail.get('speculative'):
+                    timing.update({k: o.detail[k] for k in (
+                        'speculative', 'confirm_wait_s', 'first_sentence_held_s')})
                 self.emit(o.turn_id, 'reply', o.turn_stamp, text=o.text, final=True,
                           seq=o.detail['sentences'], thinking=o.detail.get('thinking') or None,
                           dialect={'label': dialect} if dialect else None,
-                          detail=dict(self._timing.pop(o.turn_id, {}),
-                                      backend=self.backend.name))
+                          detail=dict(timing, backend=self.backend.name))
                 self.reply_pub.publish(String(data=o.text))
                 self.report_ok()
             elif o.kind == 'cancelled':
-                self.emit(o.turn_id, 'cancelled', o.turn_stamp, text=o.text, detail=o.detail)
+                self.emit(o.turn_id, 'cancelled', o.turn_stamp, text=o.text, detail=o.detail,
+                          speculative=True if o.detail.get('speculative') else None)
             else:
                 self.report_error(o.error, o.turn_id, o.turn_stamp, stage='llm')
                 self._fallback(o)
