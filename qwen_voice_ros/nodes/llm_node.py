@@ -251,7 +251,9 @@ class LLMNode(VoiceNode):
             splitter = SentenceSplitter(first_min_chars=int(self.param('first_min_chars')),
                                         first_max_chars=int(self.param('first_max_chars')))
 
-            def say(sentence):
+            def say(sentence, turn=turn):
+                # Bound now: a speculative turn's sentences are published when it is
+                # confirmed, possibly after this loop has moved on to the next turn.
                 session.add_sentence(turn, sentence, lambda seq: self._publish_sentence(
                     turn, seq, sentence))
             try:
