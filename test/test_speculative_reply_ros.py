@@ -71,9 +71,9 @@ def test_speech_resuming_in_the_hangover_cancels_the_speculative_turn(tmp_path, 
         probe.wait_for(turn_played, 60, 'the whole request answered and played')
         events = probe.events()
         audio_ids = [m.header.frame_id for m in probe.messages('tts/audio')]
-    log = '\n'.join('%s %-22s %-10s %s %s' % (e['turn_id'], e['stage'], e['node'],
-                                            e.get('text', ''), e.get('detail', ''))
-                    for e in events)
+    log = '\n'.join('%s %-22s %-10s %s %s' % (
+        e['turn_id'], e['stage'], e['node'], e.get('text', ''), e.get('detail', ''))
+        for e in events)
 
     def of(turn_id, stage, node=None):
         return [e for e in events if e['turn_id'] == turn_id and e['stage'] == stage
