@@ -29,12 +29,22 @@ def main(argv=None):
     parser.add_argument('--texts', default='',
                         help='sentences (default data/tts/round_trip_zh.txt)')
     parser.add_argument('--voices', default='', help='comma-separated; blends with ";" between '
-                        'voices, e.g. "jm_kumo;jf_alpha:0.5,jf_nezumi:0.5" (default: all shipped)')
+                        'voices, e.g. "jm_kumo;jf_alpha:0.5,jf_nezumi:0.5"; TIMBRE|PROSODY '
+                        'splits and named profiles of data/tts/kokoro_voices.txt too '
+                        '(default: all shipped)')
     parser.add_argument('--speeds', default='0.9,1.0,1.1')
     parser.add_argument('--limit', type=int, default=0, help='first N sentences only')
     parser.add_argument('--threads', type=int, default=0, help='Kokoro intra-op threads')
     parser.add_argument('--sandhi', choices=('default', 'on', 'off'), default='default',
                         help='tone sandhi + pinyin overrides in the G2P (kokoro.tone_sandhi)')
+    parser.add_argument('--clause-split', choices=('default', 'on', 'off'), default='default',
+                        help='synthesise clause by clause (kokoro.clause_split)')
+    parser.add_argument('--cache-dir', default='',
+                        help='cache synthesised audio here (re-runs cost only the ASR)')
+    parser.add_argument('--beam', type=int, default=0,
+                        help='ASR beam size (measurement only; 0 = the hearing default)')
+    parser.add_argument('--prompt', default=None,
+                        help='ASR initial prompt (measurement only; default: the hearing one)')
     parser.add_argument('--worst', type=int, default=6, help='worst sentences shown per voice')
     parser.add_argument('--rows', action='store_true', help='per-sentence rows in the JSON')
     parser.add_argument('--json', action='store_true', help='last line: one JSON object')
@@ -42,12 +52,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from qwen_voice_ros.tts.intelligibility import RoundTrip, read_texts
-    from qwen_voice_ros.tts.kokoro import KokoroTTS, blend, parse_voice
+    from qwen_voice_ros.tts.kokoro import KokoroTTS, blend, parse_voice_spec
 
     texts = read_texts(args.texts)
     if args.limit:
         texts = texts[:args.limit]
     kwargs = {} if args.sandhi == 'default' else {'tone_sandhi': args.sandhi == 'on'}
+    if args.clause_split != 'default':
+        kwargs['clause_split'] = args.clause_split == 'on'
     tts = KokoroTTS(threads=args.threads, **kwargs)
     tts.load()
     names = sorted(tts.voices)
@@ -56,11 +68,19 @@ def main(argv=None):
     else:
         voices = [v for v in args.voices.split(',') if v.strip()] or names
     speeds = [float(s) for s in args.speeds.split(',') if s.strip()]
-    trip = RoundTrip(tts).load()
+    asr = None
+    if args.beam or args.prompt is not None:
+        # the hearing defaults stay as they are; this only measures what other decoding does
+        from qwen_voice_ros.asr.faster_whisper_backend import FasterWhisperASR
+        asr_kwargs = {'beam_size': args.beam} if args.beam else {}
+        if args.prompt is not None:
+            asr_kwargs['initial_prompt'] = args.prompt
+        asr = FasterWhisperASR(**asr_kwargs)
+    trip = RoundTrip(tts, asr=asr, cache_dir=args.cache_dir).load()
     cpu0, wall0 = time.process_time(), time.monotonic()
     results, rows = {}, {}
     for voice in voices:
-        style = blend(tts.voices, parse_voice(voice, names))
+        style = blend(tts.voices, *parse_voice_spec(voice, names))
         for speed in speeds:
             key = '%s@%.1f' % (voice, speed)
             score = trip.score(texts, style=style, speed=speed,
@@ -77,7 +97,8 @@ def main(argv=None):
     best = min(results, key=results.get)
     chars = sum(len(r[0]) for r in rows[best])
     report = {'cer': results, 'best': best, 'best_cer': results[best], 'sentences': len(texts),
-              'tone_sandhi': tts.tone_sandhi,
+              'tone_sandhi': tts.tone_sandhi, 'clause_split': tts.clause_split,
+              'asr_beam': trip.asr.beam_size, 'asr_prompt': trip.asr.initial_prompt or '',
               'chars_raw': chars, 'cpu_s': round(time.process_time() - cpu0, 1),
               'wall_s': round(time.monotonic() - wall0, 1),
               'load_avg': [round(x, 2) for x in os.getloadavg()]}

@@ -16,6 +16,7 @@ and the reference is that spoken text (see :func:`row`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 from typing import List, Optional, Sequence
@@ -85,13 +86,56 @@ def row(text: str, heard: str, normalize_text: bool = True) -> Row:
     return Row(text=text, heard=heard, errors=edit_distance(ref, hyp), chars=len(ref))
 
 
+class SpeechCache:
+    """
+    Synthesised 16 kHz audio on disk, keyed by everything that changes it.
+
+    The key is the sha256 of the phoneme ids the model is fed (so G2P options are in it), the
+    style array, the speed, the synthesis options (``clause_split``...) and the model file's
+    name and size.  Synthesis is about half of a round trip's CPU time; with the cache an
+    ASR-side experiment (beam, prompt) or a re-score costs only recognition.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = os.path.expanduser(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, tts, spoken: str, style: np.ndarray, speed: float) -> str:
+        h = hashlib.sha256()
+        h.update(np.asarray(tts.token_ids(tts.phonemes(spoken)), np.int64).tobytes())
+        h.update(np.ascontiguousarray(style, np.float32).tobytes())
+        h.update(('%.4f|%s|%s' % (speed, sorted(tts.synthesis_options().items()),
+                                  tts.model_id())).encode('utf-8'))
+        return h.hexdigest()[:32]
+
+    def get(self, key: str) -> Optional[np.ndarray]:
+        path = os.path.join(self.directory, key + '.npy')
+        try:
+            audio = np.load(path)
+        except (OSError, ValueError):
+            self.misses += 1
+            return None
+        self.hits += 1
+        return audio.astype(np.float32) / 32767.0
+
+    def put(self, key: str, audio: np.ndarray) -> None:
+        path = os.path.join(self.directory, key + '.npy')
+        tmp = path + '.%d.tmp' % os.getpid()
+        with open(tmp, 'wb') as f:   # int16: half the disk, below Whisper's resolution
+            np.save(f, (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16))
+        os.replace(tmp, path)
+
+
 class RoundTrip:
     """Synthesise with a Kokoro backend, transcribe with the project's ASR, count errors."""
 
-    def __init__(self, tts, asr=None, normalize_text: bool = True):
+    def __init__(self, tts, asr=None, normalize_text: bool = True, cache_dir: str = ''):
         self.tts = tts
         self.asr = asr
         self.normalize_text = normalize_text
+        self.cache = SpeechCache(cache_dir) if cache_dir else None
 
     def load(self) -> 'RoundTrip':
         if self.asr is None:
@@ -103,12 +147,28 @@ class RoundTrip:
 
     def hear(self, text: str, style: Optional[np.ndarray] = None,
              speed: Optional[float] = None) -> Row:
-        from qwen_voice_ros.audio.pcm import resample
         from qwen_voice_ros.tts.text_norm import normalize
         spoken = normalize(text) if self.normalize_text else text
-        speech = self.tts.synthesize(spoken, style=style, speed=speed)
-        heard = self.asr.transcribe(resample(speech.audio, speech.sample_rate, 16000))
+        audio = self.speech16k(spoken, style, speed)
+        heard = self.asr.transcribe(audio)
         return row(text, heard, self.normalize_text)
+
+    def speech16k(self, spoken: str, style: Optional[np.ndarray] = None,
+                  speed: Optional[float] = None) -> np.ndarray:
+        """The backend's audio for ``spoken`` at 16 kHz (from the cache when it has it)."""
+        from qwen_voice_ros.audio.pcm import resample
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(self.tts, spoken, self.tts.style if style is None else style,
+                                 self.tts.speed if speed is None else float(speed))
+            audio = self.cache.get(key)
+            if audio is not None:
+                return audio
+        speech = self.tts.synthesize(spoken, style=style, speed=speed)
+        audio = resample(speech.audio, speech.sample_rate, 16000)
+        if key is not None:
+            self.cache.put(key, audio)
+        return audio
 
     def score(self, texts: Sequence[str], style: Optional[np.ndarray] = None,
               speed: Optional[float] = None, progress=None) -> Score:
@@ -120,4 +180,4 @@ class RoundTrip:
         return Score(rows)
 
 
-__all__ = ['DATA_FILE', 'RoundTrip', 'Row', 'Score', 'read_texts', 'row']
+__all__ = ['DATA_FILE', 'RoundTrip', 'Row', 'Score', 'SpeechCache', 'read_texts', 'row']

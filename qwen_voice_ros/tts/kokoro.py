@@ -33,6 +33,7 @@ from qwen_voice_ros.tts.base import Speech, TTSBackend, TTSError, TTSNotConfigur
 SAMPLE_RATE = 24000
 MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
 PAUSE_S = 0.12            # silence between chunks of one long sentence
+CLAUSE_PAUSE_S = 0.2      # silence between clauses with clause_split (trim() cuts the model's)
 # Clearest through the project's ASR, tied with jf_gongitsune on data/tts/round_trip_zh.txt at
 # speed 1.0 (CER 0.129 each; jm_kumo 0.146, jf_tebukuro 0.194, jf_alpha 0.223) and clearly
 # ahead on the hearing test set (0.06 vs 0.19, docs/audio.md); docs/tts.md "Measured".
@@ -140,10 +141,39 @@ def format_voice(weights: Dict[str, float], prosody: Optional[Dict[str, float]] 
     return one(weights) + ('|' + one(prosody) if prosody else '')
 
 
+NAMED_VOICES_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), 'data', 'tts', 'kokoro_voices.txt')
+
+
+def named_voices(path: str = NAMED_VOICES_FILE) -> Dict[str, str]:
+    """
+    Named voice profiles shipped as data (``data/tts/kokoro_voices.txt``): name -> spec.
+
+    One ``NAME SPEC`` per line (``#`` comments); a spec is anything :func:`parse_voice_spec`
+    reads.  ``kokoro.voice: zh_clear`` then speaks with that blend.  {} when the file is absent.
+    """
+    out: Dict[str, str] = {}
+    try:
+        with open(path, encoding='utf-8') as f:
+            for line in f:
+                parts = line.split('#', 1)[0].split()
+                if not parts:
+                    continue
+                if len(parts) != 2:
+                    raise ValueError('%s: %r is not "NAME SPEC"' % (path, line.strip()))
+                out[parts[0]] = parts[1]
+    except OSError:
+        pass
+    return out
+
+
 def parse_voice_spec(spec: str, names: Sequence[str]
                      ) -> Tuple[Dict[str, float], Optional[Dict[str, float]]]:
     """
     ``'TIMBRE|PROSODY'`` -> (timbre weights, prosody weights); without ``|`` prosody is None.
+
+    A shipped name (``jf_nezumi``) or a named profile of ``data/tts/kokoro_voices.txt``
+    (``zh_clear``) stands for its spec.
 
     Kokoro's 256-d style is two halves: ``[:128]`` conditions the decoder (timbre: what the
     speaker embedder hears most), ``[128:]`` the prosody predictor (durations, pitch: the
@@ -151,6 +181,8 @@ def parse_voice_spec(spec: str, names: Sequence[str]
     extrapolated timbre and jf_nezumi's prosody (what voice matching finds, see
     :mod:`.voice_match`).
     """
+    if spec.strip() not in names:
+        spec = named_voices().get(spec.strip(), spec)
     timbre, sep, prosody = spec.partition('|')
     return parse_voice(timbre, names), (parse_voice(prosody, names) if sep else None)
 
@@ -329,6 +361,8 @@ class KokoroTTS(TTSBackend):
               '"jf_alpha:0.6,jm_kumo:0.4" '
               '(a voice profile, when set, replaces it with the matched blend)'),
         Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
+        Param('clause_split', False, 'synthesise each clause (split at commas and other '
+              'punctuation) on its own and join them with short pauses'),
         Param('tone_sandhi', False, 'apply Mandarin tone sandhi and the pinyin overrides '
               '(data/tts/pinyin_overrides.txt) before Kokoro; false = misaki legacy G2P as is'),
         Param('threads', 0, 'onnxruntime intra-op threads (0 = all cores); more than one '
@@ -348,13 +382,14 @@ class KokoroTTS(TTSBackend):
     )
 
     def __init__(self, voice: str = DEFAULT_VOICE, speed: float = 1.0, tone_sandhi: bool = False,
-                 threads: int = 0,
+                 threads: int = 0, clause_split: bool = False,
                  model_path: str = '', voices_path: str = '', match_tries: int = 32,
                  match_floor: float = 0.0, match_cer_margin: float = 0.05,
                  cache_dir: str = ''):
         self.voice = voice
         self.speed = float(speed)
         self.tone_sandhi = bool(tone_sandhi)
+        self.clause_split = bool(clause_split)
         self.threads = int(threads)
         self.model_path = model_path
         self.voices_path = voices_path
@@ -440,6 +475,14 @@ class KokoroTTS(TTSBackend):
             raise TTSNotConfigured('kokoro backend used before load()')
         return self._g2p(text)
 
+    def synthesis_options(self) -> Dict[str, object]:
+        """Options besides text, style and speed that change the audio (cache keys)."""
+        return {'clause_split': self.clause_split, 'tone_sandhi': self.tone_sandhi}
+
+    def model_id(self) -> str:
+        path = self.model_path or pack_model_path()
+        return '%s:%d' % (os.path.basename(path), os.path.getsize(path))
+
     def token_ids(self, phonemes: str) -> List[int]:
         return [self._vocab[c] for c in phonemes if c in self._vocab]
 
@@ -462,8 +505,13 @@ class KokoroTTS(TTSBackend):
             style = self.style if style is None else style
             speed = self.speed if speed is None else float(speed)
             for chunk in split_ids(ids, MAX_TOKENS, self._punct_ids()):
-                pieces.append(self._infer(chunk, style, speed))
-                pieces.append(np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32))
+                if not self.clause_split:
+                    pieces.append(self._infer(chunk, style, speed))
+                    pieces.append(np.zeros(int(PAUSE_S * SAMPLE_RATE), np.float32))
+                    continue
+                for clause in split_clauses(chunk, self._punct_ids(), {self._vocab.get(' ')}):
+                    pieces.append(self._infer(clause, style, speed))
+                    pieces.append(np.zeros(int(CLAUSE_PAUSE_S * SAMPLE_RATE), np.float32))
         audio = np.concatenate(pieces[:-1]) if pieces else np.zeros(0, np.float32)
         if not np.all(np.isfinite(audio)):
             raise TTSError('kokoro produced non-finite audio')
@@ -500,6 +548,24 @@ def split_ids(ids: List[int], limit: int, breaks) -> List[List[int]]:
     return chunks
 
 
+def split_clauses(ids: List[int], breaks, silent=()) -> List[List[int]]:
+    """Cut after every punctuation id; a clause with nothing to say joins the one before."""
+    clauses: List[List[int]] = [[]]
+    for i in ids:
+        if i in silent and not clauses[-1]:
+            continue          # no clause starts with the space after a comma
+        clauses[-1].append(i)
+        if i in breaks:
+            clauses.append([])
+    out: List[List[int]] = []
+    for clause in clauses:
+        if out and all(i in breaks or i in silent for i in clause):
+            out[-1].extend(clause)
+        elif clause:
+            out.append(clause)
+    return out
+
+
 def trim(audio: np.ndarray, threshold: float = 0.01, pad_s: float = 0.03) -> np.ndarray:
     """Cut leading/trailing near-silence (keeps ``pad_s`` around the speech)."""
     idx = np.flatnonzero(np.abs(audio) > threshold)
@@ -527,5 +593,5 @@ def synthesize(text: str, voice: str = DEFAULT_VOICE, speed: float = 1.0) -> Spe
 
 
 __all__ = ['KokoroTTS', 'MandarinG2P', 'SAMPLE_RATE', 'STYLE_SPLIT', 'Speech', 'blend',
-           'format_voice', 'load_voices', 'pack_model_path', 'parse_voice', 'parse_voice_spec',
-           'synthesize']
+           'format_voice', 'load_voices', 'named_voices', 'pack_model_path', 'parse_voice',
+           'parse_voice_spec', 'split_clauses', 'synthesize']
