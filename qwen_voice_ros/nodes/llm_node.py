@@ -82,6 +82,8 @@ class LLMNode(VoiceNode):
               'transcript event (false: wait for the transcript)'),
         Param('speculative_confirm_s', 10.0, 'a speculative turn still unconfirmed this long '
               'is withdrawn (its producer went away)', min=0.1, max=600.0),
+        Param('warm_up', True, 'onnx backend: prefill the fixed system prompt (persona and '
+              'examples) at configure, so the first turn reuses it like every later turn'),
         Param('input_topic', 'transcript', 'user text in'),
         Param('reply_topic', 'reply', 'full reply out'),
         Param('sentence_topic', 'reply_sentence', 'streamed sentences out'),
@@ -114,6 +116,15 @@ class LLMNode(VoiceNode):
                                     max_queue=int(self.param('max_queue')),
                                     confirm_timeout_s=float(self.param('speculative_confirm_s')))
         self.hold = FirstChunkHold(float(self.param('first_chunk_hold_s')))
+        self.warm = {}
+        if self.param('warm_up') and backend.name == 'onnx':
+            # An HTTP server keeps its own prompt cache (and may not be up yet): onnx only.
+            from qwen_voice_ros.dialogue.warmup import warm_prefix
+            try:
+                self.warm = warm_prefix(backend, memory, self.options())
+                self.get_logger().info('system prompt prefilled at configure: %s' % self.warm)
+            except Exception as exc:  # a slow first turn, not a failed configure
+                self.get_logger().warning('system prompt warm-up failed: %r' % exc)
         self.watch = DownstreamWatch(self.now_s, float(self.param('playback_report_margin_s')),
                                      float(self.param('tts_report_s')))
 
@@ -274,6 +285,7 @@ class LLMNode(VoiceNode):
                         say(sentence)
                     if stamps:
                         self._timing[turn.turn_id] = _timing(started, stamps)
+                        self._timing[turn.turn_id].update(self._prefix_stats())
                     self.publish_outcomes(session.complete(turn, think.spoken.strip(),
                                                            think.thinking))
             except Exception as exc:  # LLMError and anything a backend throws
@@ -283,6 +295,11 @@ class LLMNode(VoiceNode):
                                                    self._fallback_text(turn.dialect)))
             finally:
                 session.stopped(turn)
+
+    def _prefix_stats(self):
+        """Prompt tokens and how many came from the cache (onnx engine), for the reply event."""
+        stats = getattr(getattr(self.backend, 'engine', None), 'last_stats', None) or {}
+        return {k: stats[k] for k in ('prompt_tokens', 'reused_tokens') if k in stats}
 
     def _publish_sentence(self, turn, seq, sentence):
         self.watch.on_sentence(turn.turn_id, turn.turn_stamp, seq)
@@ -299,6 +316,7 @@ class LLMNode(VoiceNode):
         if self.watch is not None:
             values.update(self.watch.values())
             values.update(self.hold.values())
+        values.update(getattr(self, 'warm', None) or {})
         return values
 
 
