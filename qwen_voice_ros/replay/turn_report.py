@@ -254,6 +254,8 @@ def why_unanswered(events: List[Dict[str, Any]], health: Dict[str, Dict[str, Any
         where = _detail(e).get('stage') or e.get('node', '?')
         return 'error in %s: %s' % (where, e.get('error') or 'error')
     cancelled = [e for e in events if e['stage'] == 'cancelled']
+    if cancelled and cancelled[0].get('speculative') is True:  # docs/latency.md
+        return 'speculative turn withdrawn: %s' % (_detail(cancelled[0]).get('reason') or '?')
     if cancelled:
         by = _detail(cancelled[0]).get('by_turn')
         return 'cancelled (barge-in%s)' % (' by %s' % by if by else '')

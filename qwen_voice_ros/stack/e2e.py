@@ -186,12 +186,43 @@ def run(bag: str, out_dir: str, audio_topic: str = 'audio_stamped',
                 proc.kill()
         stack_log.close()
     report = turn_report.build(recorded, truth)
+    report.update(speculation_summary(recorded))
     report['audio_s'] = round(audio_s, 3)
     report['wav_dir'] = wav_dir
     report['stack_log'] = os.path.join(out_dir, 'stack.log')
     with open(os.path.join(out_dir, 'report.json'), 'w', encoding='utf-8') as f:
         json.dump(report, f, ensure_ascii=False, indent=1)
     return report
+
+
+def speculation_summary(recorded: str) -> Dict[str, Any]:
+    """
+    Summarize what the speculative reply did in a recording (docs/latency.md).
+
+    ``user_turns``: turns less the speculative turns the hearing node withdrew (speech
+    resumed inside the hangover: not a request of their own, their text is part of the next
+    turn's); ``speculative_*_turns``: announced / confirmed / withdrawn turns;
+    ``first_sentence_held_s``: per confirmed turn, how long its first sentence waited for
+    the confirmation (0: it came after); ``reused_tokens`` / ``prompt_tokens`` per turn, in
+    order (the first turn's shows whether the system-prompt warm-up was hit).
+    """
+    from qwen_voice_ros.replay import report as basic
+    events, _bad = basic.read_events(recorded)
+    announced = {e['turn_id'] for e in events if e['stage'] == 'speculative_transcript'}
+    withdrawn = {e['turn_id'] for e in events if e['stage'] == 'cancelled'
+                 and e.get('speculative') is True and '/hearing' in str(e.get('node'))}
+    confirmed = {e['turn_id'] for e in events if e['stage'] == 'transcript'
+                 and (e.get('detail') or {}).get('confirms_speculative') is True}
+    replies = [e for e in events if e['stage'] == 'reply' and '/llm' in str(e.get('node'))]
+    held = [(e.get('detail') or {}).get('first_sentence_held_s') for e in replies]
+    turns = {e['turn_id'] for e in events}
+    return {'user_turns': len(turns - withdrawn),
+            'speculative_announced_turns': len(announced),
+            'speculative_confirmed_turns': len(confirmed),
+            'speculative_withdrawn_turns': len(withdrawn),
+            'first_sentence_held_s': [h for h in held if h is not None],
+            'reused_tokens': [(e.get('detail') or {}).get('reused_tokens') for e in replies],
+            'prompt_tokens': [(e.get('detail') or {}).get('prompt_tokens') for e in replies]}
 
 
 class EventWatcher(object):
