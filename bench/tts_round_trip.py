@@ -45,6 +45,9 @@ def main(argv=None):
                         help='ASR beam size (measurement only; 0 = the hearing default)')
     parser.add_argument('--prompt', default=None,
                         help='ASR initial prompt (measurement only; default: the hearing one)')
+    parser.add_argument('--asr-seeds', type=int, default=0,
+                        help='N > 0: N seeded decodes per clip, errors averaged (Whisper\'s '
+                        'temperature fallback samples; 0 = one unseeded decode, as before)')
     parser.add_argument('--worst', type=int, default=6, help='worst sentences shown per voice')
     parser.add_argument('--rows', action='store_true', help='per-sentence rows in the JSON')
     parser.add_argument('--json', action='store_true', help='last line: one JSON object')
@@ -83,22 +86,23 @@ def main(argv=None):
         style = blend(tts.voices, *parse_voice_spec(voice, names))
         for speed in speeds:
             key = '%s@%.1f' % (voice, speed)
-            score = trip.score(texts, style=style, speed=speed,
+            score = trip.score(texts, style=style, speed=speed, seeds=args.asr_seeds,
                                progress=(lambda r: print('  %s %d %s -> %s' % (
                                    key, r.errors, r.text, r.heard), flush=True))
                                if args.progress else None)
             results[key] = round(score.cer, 4)
             rows[key] = [[r.text, r.heard, r.errors] for r in score.rows]
-            print('%-40s CER %.3f (%d/%d)' % (key, score.cer, score.errors, score.chars),
+            print('%-40s CER %.3f (%g/%d)' % (key, score.cer, score.errors, score.chars),
                   flush=True)
             for r in sorted(score.rows, key=lambda r: -r.errors / max(1, r.chars))[:args.worst]:
                 if r.errors:
-                    print('    %d  %s -> %s' % (r.errors, r.text, r.heard), flush=True)
+                    print('    %g  %s -> %s' % (r.errors, r.text, r.heard), flush=True)
     best = min(results, key=results.get)
     chars = sum(len(r[0]) for r in rows[best])
     report = {'cer': results, 'best': best, 'best_cer': results[best], 'sentences': len(texts),
               'tone_sandhi': tts.tone_sandhi, 'clause_split': tts.clause_split,
-              'asr_beam': trip.asr.beam_size, 'asr_prompt': trip.asr.initial_prompt or '',
+              'asr_seeds': args.asr_seeds, 'asr_beam': trip.asr.beam_size,
+              'asr_prompt': trip.asr.initial_prompt or '',
               'chars_raw': chars, 'cpu_s': round(time.process_time() - cpu0, 1),
               'wall_s': round(time.monotonic() - wall0, 1),
               'load_avg': [round(x, 2) for x in os.getloadavg()]}

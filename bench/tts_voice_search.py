@@ -20,7 +20,9 @@ appended per candidate and read back on start: an interrupted search resumes.
 
 With ``--json`` the last line is one JSON object: ``best`` (voice spec), ``best_cer``,
 ``best_errors``, ``chars``, ``tried``, ``raced_out``, ``singles`` ({voice: CER}), ``cpu_s``,
-``wall_s``, ``load_avg``, ``cache_hits``, ``cache_misses``.
+``wall_s``, ``load_avg``, ``cache_hits``, ``cache_misses``, ``asr_seeds``, and with
+``--similarity N`` ``similarity`` (``to_shipped``: {voice: cosine}, ``nearest``,
+``shipped_nearest_other``: {voice: [nearest other, cosine]}).
 """
 import argparse
 import json
@@ -49,6 +51,39 @@ def spec_of(timbre, prosody):
     return format_voice(timbre, prosody if prosody != timbre else None)
 
 
+def similarity(trip, names, spec, texts, speed):
+    """
+    Mean per-sentence d-vector cosine of ``spec``'s speech to each shipped voice's speech.
+
+    Same sentences on both sides, so the cosine compares voices, not texts.  The shipped
+    voices' similarity to their nearest other shipped voice gives the scale: a blend closer to
+    one shipped voice than two shipped voices are to each other still sounds like that voice.
+    """
+    from qwen_voice_ros.speaker.embedder import SpeakerEmbedder, cosine
+    from qwen_voice_ros.tts.kokoro import blend, parse_voice_spec
+    from qwen_voice_ros.tts.text_norm import normalize
+    embedder = SpeakerEmbedder()
+    tts = trip.tts
+
+    def vectors(voice):
+        style = blend(tts.voices, *parse_voice_spec(voice, names))
+        return [embedder.embed(trip.speech16k(normalize(t), style, speed), 16000) for t in texts]
+
+    def mean_cos(a, b):
+        return round(sum(cosine(x, y) for x, y in zip(a, b)) / len(a), 4)
+
+    single = {n: vectors(n) for n in names}
+    mine = vectors(spec)
+    to_shipped = {n: mean_cos(mine, single[n]) for n in names}
+    others = {}
+    for n in names:
+        sims = {m: mean_cos(single[n], single[m]) for m in names if m != n}
+        nearest = max(sims, key=sims.get)
+        others[n] = [nearest, sims[nearest]]
+    return {'to_shipped': to_shipped, 'nearest': max(to_shipped, key=to_shipped.get),
+            'shipped_nearest_other': others, 'texts': len(texts)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--train', default=TRAIN_FILE, help='training sentences')
@@ -56,14 +91,23 @@ def main(argv=None):
     parser.add_argument('--only', default='', help='score these specs only (";"-separated)')
     parser.add_argument('--floor', type=float, default=-0.3,
                         help='lowest blend weight (< 0 extrapolates away from a voice)')
-    parser.add_argument('--race', type=int, default=6,
+    parser.add_argument('--race', type=int, default=10,
                         help='drop a candidate once its errors so far exceed the best one\'s on '
                         'the same sentences by more than this')
     parser.add_argument('--clause-split', choices=('on', 'off'), default='off')
     parser.add_argument('--speed', type=float, default=1.0)
+    parser.add_argument('--row', type=int, default=-1,
+                        help='style row used for every length (-1 = the row of the input\'s '
+                        'length, as Kokoro does); an experiment, not a voice option')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--asr-seeds', type=int, default=3,
+                        help='seeded decodes per clip, errors averaged (0 = one unseeded)')
     parser.add_argument('--cache-dir', default=CACHE_DIR, help="synthesised audio; '' = none")
     parser.add_argument('--log', default='', help='JSON lines per candidate (resumes from it)')
+    parser.add_argument('--similarity', type=int, default=0, metavar='N',
+                        help='then: speaker similarity (d-vector cosine, speaker/embedder.py) '
+                        'of the best voice to each shipped voice on the first N training '
+                        'sentences, and of each shipped voice to its nearest other one')
     parser.add_argument('--json', action='store_true', help='last line: one JSON object')
     args = parser.parse_args(argv)
 
@@ -82,7 +126,10 @@ def main(argv=None):
         with open(args.log, encoding='utf-8') as f:
             for line in f:
                 rec = json.loads(line)
-                if rec.get('clause_split') == tts.clause_split and rec.get('speed') == args.speed:
+                # raced-out ones are scored again (their audio is cached: ASR time only)
+                if rec.get('clause_split') == tts.clause_split and rec.get('speed') == args.speed \
+                        and rec.get('asr_seeds') == args.asr_seeds and \
+                        rec.get('row', -1) == args.row and rec['complete']:
                     done[rec['voice']] = (rec['errors'], rec['chars'], rec['complete'])
                     per_row[rec['voice']] = [r[2] for r in rec['rows']]
     chars_all = None
@@ -100,11 +147,14 @@ def main(argv=None):
             return done[spec]
         timbre, prosody = parse_voice_spec(spec, names)
         style = blend(tts.voices, timbre, prosody)
+        if args.row >= 0:
+            style = style.copy()
+            style[:] = style[args.row]
         leader, _ = best()
         rows = []
         complete = True
         for text in texts:
-            rows.append(trip.hear(text, style=style, speed=args.speed))
+            rows.append(trip.hear(text, style=style, speed=args.speed, seeds=args.asr_seeds))
             errors = sum(r.errors for r in rows)
             if leader is not None and errors > sum(per_row[leader][:len(rows)]) + args.race:
                 complete = False
@@ -113,14 +163,16 @@ def main(argv=None):
         s = Score(rows)
         done[spec] = (s.errors, s.chars, complete)
         per_row[spec] = [r.errors for r in rows]
-        print('%-70s %s %3d/%d %s' % (spec, 'CER %.3f' % s.cer if complete else 'raced out',
-                                      s.errors, s.chars,
-                                      ' '.join('%d' % r.errors for r in rows)), flush=True)
+        print('%-70s %s %5.1f/%d %s' % (spec, 'CER %.3f' % s.cer if complete else 'raced out',
+                                        s.errors, s.chars,
+                                        ' '.join('%g' % round(r.errors, 1) for r in rows)),
+              flush=True)
         if args.log:
             with open(args.log, 'a', encoding='utf-8') as f:
                 f.write(json.dumps({'voice': spec, 'errors': s.errors, 'chars': s.chars,
                                     'complete': complete, 'clause_split': tts.clause_split,
-                                    'speed': args.speed,
+                                    'speed': args.speed, 'asr_seeds': args.asr_seeds,
+                                    'row': args.row,
                                     'rows': [[r.text, r.heard, r.errors] for r in rows],
                                     'stamp': time.time(),
                                     'load_avg': [round(x, 2) for x in os.getloadavg()]},
@@ -171,14 +223,20 @@ def main(argv=None):
                    if n in done and done[n][2]}
     report = {'best': key, 'best_cer': round(errors / max(1, chars_all), 4) if key else None,
               'best_errors': errors, 'chars': chars_all, 'tried': len(done),
-              'raced_out': raced[0], 'singles': singles_cer,
-              'clause_split': tts.clause_split, 'speed': args.speed,
+              'raced_out': raced[0], 'singles': singles_cer, 'asr_seeds': args.asr_seeds,
+              'clause_split': tts.clause_split, 'speed': args.speed, 'row': args.row,
               'train': os.path.relpath(args.train, ROOT), 'sentences': len(texts),
               'cpu_s': round(time.process_time() - cpu0, 1),
               'wall_s': round(time.monotonic() - wall0, 1),
               'load_avg': [round(x, 2) for x in os.getloadavg()],
               'cache_hits': trip.cache.hits if trip.cache else 0,
               'cache_misses': trip.cache.misses if trip.cache else 0}
+    if args.similarity and key:
+        report['similarity'] = similarity(trip, names, key, texts[:args.similarity], args.speed)
+        sim = report['similarity']
+        print('speaker similarity of %s: nearest shipped %s %.3f; shipped voices to their '
+              'nearest other: %s' % (key, sim['nearest'], sim['to_shipped'][sim['nearest']],
+                                     sim['shipped_nearest_other']))
     print('best %s CER %s (%s/%s), %d tried (%d raced out); CPU %.0f s, wall %.0f s, load %s'
           % (key, report['best_cer'], errors, chars_all, len(done), raced[0], report['cpu_s'],
              report['wall_s'], report['load_avg']))

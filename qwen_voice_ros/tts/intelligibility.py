@@ -37,7 +37,7 @@ def read_texts(path: str = '') -> List[str]:
 class Row:
     text: str
     heard: str
-    errors: int
+    errors: float     # an int, or the mean over seeded decodes (RoundTrip.hear)
     chars: int
 
 
@@ -146,12 +146,28 @@ class RoundTrip:
         return self
 
     def hear(self, text: str, style: Optional[np.ndarray] = None,
-             speed: Optional[float] = None) -> Row:
+             speed: Optional[float] = None, seeds: int = 0) -> Row:
+        """
+        Synthesise and transcribe one sentence.
+
+        ``seeds`` > 0: transcribe the same audio that many times with CTranslate2's random
+        seed set to 0, 1, ... and count the mean errors.  Whisper's temperature fallback samples,
+        so one unseeded decode of a clip can cost 2 errors one run and 16 (a loop) the next;
+        seeded decodes make a comparison of two voices depend on the voices only.
+        """
         from qwen_voice_ros.tts.text_norm import normalize
         spoken = normalize(text) if self.normalize_text else text
         audio = self.speech16k(spoken, style, speed)
-        heard = self.asr.transcribe(audio)
-        return row(text, heard, self.normalize_text)
+        if seeds <= 0:
+            return row(text, self.asr.transcribe(audio), self.normalize_text)
+        import ctranslate2
+        rows = []
+        for seed in range(seeds):
+            ctranslate2.set_random_seed(seed)
+            rows.append(row(text, self.asr.transcribe(audio), self.normalize_text))
+        mean = sum(r.errors for r in rows) / float(seeds)
+        return Row(text=text, heard=' | '.join(r.heard for r in rows), errors=mean,
+                   chars=rows[0].chars)
 
     def speech16k(self, spoken: str, style: Optional[np.ndarray] = None,
                   speed: Optional[float] = None) -> np.ndarray:
@@ -171,10 +187,10 @@ class RoundTrip:
         return audio
 
     def score(self, texts: Sequence[str], style: Optional[np.ndarray] = None,
-              speed: Optional[float] = None, progress=None) -> Score:
+              speed: Optional[float] = None, progress=None, seeds: int = 0) -> Score:
         rows = []
         for text in texts:
-            rows.append(self.hear(text, style=style, speed=speed))
+            rows.append(self.hear(text, style=style, speed=speed, seeds=seeds))
             if progress is not None:
                 progress(rows[-1])
         return Score(rows)
