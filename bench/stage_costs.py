@@ -85,6 +85,9 @@ def main(argv=None) -> int:
                         help='threads of every engine (0 = the engines\' own defaults); default: '
                              'the stack\'s per engine (ASR %d, LLM %d, Kokoro %d)'
                              % (stack['asr_threads'], stack['llm_threads'], stack['tts_threads']))
+    parser.add_argument('--no-warm-up', action='store_true',
+                        help='skip the llm node\'s system-prompt warm-up (request 1 then '
+                             'prefills the whole system prompt)')
     parser.add_argument('--json', action='store_true')
     args = parser.parse_args(argv)
     threads = {k: (args.threads if args.threads >= 0 else stack[k])
@@ -102,8 +105,13 @@ def main(argv=None) -> int:
     asr.load()
     llm = create_backend('onnx', model_dir=args.llm_model_dir,
                          intra_op_threads=threads['llm_threads']) if args.llm_model_dir else None
+    warm = {}
     if llm is not None:
         llm.load()
+        if not args.no_warm_up:  # as the llm node does at configure (warm_up: true)
+            from qwen_voice_ros.dialogue.warmup import warm_prefix
+            warm = warm_prefix(llm, ConversationMemory(count_tokens=llm.count_tokens),
+                               GenerationOptions())
     tts = KokoroTTS(threads=threads['tts_threads'])
     tts.load()
     tts.synthesize('你好。')  # warm-up, as the tts node does at configure
@@ -135,6 +143,8 @@ def main(argv=None) -> int:
             row['llm_ttft_wall'] = first_token
             row['llm_sentence_wall'] = time.monotonic() - wall
             row['llm_sentence_cpu'] = cpu_s() - cpu
+            row['llm_reused_tokens'] = llm.engine.last_stats.get('reused_tokens')
+            row['llm_prompt_tokens'] = llm.engine.last_stats.get('prompt_tokens')
             row['first_sentence'] = sentence
         speech, row['tts_wall'], row['tts_cpu'] = timed(tts.synthesize, sentence)
         row['tts_audio_s'] = round(len(speech.audio) / float(speech.sample_rate), 3)
@@ -142,7 +152,12 @@ def main(argv=None) -> int:
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
                           for k, v in row.items()}, ensure_ascii=False), flush=True)
     summary = {'load_avg': os.getloadavg(), 'requests': len(rows), 'threads': threads,
-               'first_min_chars': args.first_min_chars, 'first_max_chars': args.first_max_chars}
+               'first_min_chars': args.first_min_chars, 'first_max_chars': args.first_max_chars,
+               'warm_up': warm or None}
+    if rows and rows[0].get('llm_sentence_cpu') is not None:
+        # Request 1 is the one the system-prompt warm-up is for.
+        summary['llm_sentence_cpu_first'] = round(rows[0]['llm_sentence_cpu'], 3)
+        summary['llm_reused_tokens_first'] = rows[0]['llm_reused_tokens']
     for key in ('asr_wall', 'asr_cpu', 'llm_ttft_wall', 'llm_sentence_wall', 'llm_sentence_cpu',
                 'tts_wall', 'tts_cpu', 'audio_s', 'tts_audio_s'):
         values = [r[key] for r in rows if r.get(key) is not None]
