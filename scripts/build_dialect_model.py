@@ -36,16 +36,19 @@ PYCANTONESE_ROWS = 300
 PYCANTONESE_WEIGHT = 0.1
 L2 = 1.0
 ASR_WEIGHT = 3.0      # weight of a real ASR transcript row (typed rows: 1)
+ASR_MIN_RETENTION = 0.0  # training.asr_examples: down-weight transcripts that kept little sound
 PINYIN_LEVEL = 1      # pinyin fold level (pinyin.FOLD_LEVELS); -1 = characters only
 CHANNEL_COPIES = 3    # noisy copies of each typed row through the learned ASR channel
 CHANNEL_WEIGHT = 1.0  # their weight relative to the typed row
 # The shipped model blends (averages the logits of) a model trained with channel noise and
 # one without: noise alone costs typed accuracy (below 94 % in CV), the clean one hears less.
-CHANNEL_BLEND = 0.4   # share of the noisy model (chosen on CV, docs/dialect.md); 1 = noisy only
+# Shares of the noisy model tried for the typed model (with the Mandarin offsets below), on
+# the out-of-fold predictions; --channel-blend fixes it.  1 = noisy only.
+TYPED_SHARES = (0.0, 0.1, 0.2, 0.3, 0.4)
 # Mandarin logit offsets tried on the out-of-fold predictions: the one with the best accuracy
 # on transcripts of held-out dev sentences whose Mandarin recall there stays >= MANDARIN_RECALL
 # and whose typed-text accuracy stays >= TYPED_ACCURACY (else 0).
-MANDARIN_OFFSETS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+MANDARIN_OFFSETS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5)
 MANDARIN_RECALL = 0.9
 TYPED_ACCURACY = 0.94
 # The ASR model (text that came from the hearing node's ASR) is a second blend of the same two
@@ -69,18 +72,25 @@ def main(argv=None):
     parser.add_argument('--save-logits', default='',
                         help='write the out-of-fold logits (noisy and clean model, before '
                              'blend and offset) to this .npz')
+    parser.add_argument('--from-logits', default='',
+                        help='take the out-of-fold logits from a --save-logits file of a run '
+                             'on the same data instead of running CV (choose settings only)')
     parser.add_argument('--asr-train', default=os.path.join(ROOT, 'data', 'dialect',
                                                             'asr-train.jsonl'),
                         help="ASR transcripts to train on ('' = none)")
     parser.add_argument('--asr-weight', type=float, default=ASR_WEIGHT)
+    parser.add_argument('--asr-min-retention', type=float, default=ASR_MIN_RETENTION,
+                        help='scale a dialect transcript\'s weight by min(1, r / this), r the '
+                             'share of its sentence\'s syllables it kept (0 = off)')
     parser.add_argument('--pinyin-level', type=int, default=PINYIN_LEVEL,
                         help='pinyin fold level 0-2; -1 = character features only')
     parser.add_argument('--l2', type=float, default=L2)
     parser.add_argument('--channel-copies', type=int, default=CHANNEL_COPIES,
                         help='noisy copies per typed row (0 = no ASR channel noise)')
     parser.add_argument('--channel-weight', type=float, default=CHANNEL_WEIGHT)
-    parser.add_argument('--channel-blend', type=float, default=CHANNEL_BLEND,
-                        help='share of the channel-noise model in the blend (1 = only it)')
+    parser.add_argument('--channel-blend', type=float, default=None,
+                        help='share of the channel-noise model in the typed model (1 = only '
+                             'it; default: chosen by CV among TYPED_SHARES)')
     parser.add_argument('--mandarin-offset', type=float, default=None,
                         help='use this Mandarin logit offset instead of choosing it by CV')
     parser.add_argument('--temperature', type=float, default=0.0,
@@ -99,7 +109,14 @@ def main(argv=None):
     extra += T.pycantonese_examples(PYCANTONESE_ROWS, weight=PYCANTONESE_WEIGHT)
     asr = T.asr_examples(args.asr_train, args.asr_weight) if args.asr_train else []
     dev_texts = {ex.text for ex in dev}
+    # Probes (scored out of fold) are every transcript of a dev sentence; the training rows
+    # may carry lower weights (--asr-min-retention) or none.
     probes = [ex for ex in asr if ex.origin in dev_texts]
+    if args.asr_train and args.asr_min_retention > 0:
+        asr = [ex for ex in T.asr_examples(args.asr_train, args.asr_weight,
+                                           args.asr_min_retention) if ex.weight > 0]
+        print('transcript weights scaled by sound retention (min %.2f): total weight %.1f '
+              'for %d rows' % (args.asr_min_retention, sum(ex.weight for ex in asr), len(asr)))
     extra += asr
     level = None if args.pinyin_level < 0 else args.pinyin_level
     print('dev rows: %d, extra rows: %d (%d ASR transcripts, %d of dev sentences), '
@@ -107,17 +124,18 @@ def main(argv=None):
 
     if args.temperature > 0:
         asr_cfg = (args.asr_share, args.asr_offset or 0.0, args.asr_temperature or 1.0)
-        return _write_models(dev + extra, args, level, (args.channel_blend,
+        return _write_models(dev + extra, args, level, (args.channel_blend or 0.0,
                              args.mandarin_offset or 0.0, args.temperature), asr_cfg)
     t0 = time.time()
     variants = {'plain': lambda s: s, 'asr_like': to_asr_like}
     augment = _augmenter(args)
-    blend = args.channel_blend if augment is not None else 0.0
     # Out-of-fold logits of the two models (noisy: + channel copies; clean: without), kept
-    # apart so each blend (typed: args.channel_blend, ASR: chosen below) is a weighted sum.
+    # apart so each blend (typed and ASR model, chosen below) is a weighted sum.
     parts = {}
+    if args.from_logits:
+        parts = _load_logits(args.from_logits, dev, probes)
     for kind, aug in (('noisy', augment), ('clean', None)):
-        if kind == 'noisy' and aug is None:
+        if (kind == 'noisy' and aug is None) or kind in parts:
             continue
         parts[kind], _ = T.cross_validate(dev, extra, k=5, l2=args.l2, log=print,
                                           probes=probes, variants=variants,
@@ -127,13 +145,16 @@ def main(argv=None):
                 for name, lg in part.items()}
         np.savez(args.save_logits, gold_dev=[ex.label for ex in dev],
                  gold_probes=[ex.label for ex in probes], **flat)
+    shares = TYPED_SHARES if augment is not None else (0.0,)
+    if args.channel_blend is not None:
+        shares = (args.channel_blend if augment is not None else 0.0,)
+    offsets = MANDARIN_OFFSETS if args.mandarin_offset is None else (args.mandarin_offset,)
+    blend, offset = _choose_typed(parts, [ex.label for ex in dev],
+                                  [ex.label for ex in probes], shares, offsets)
     logits = _mix(parts, blend)
-    offset = args.mandarin_offset
-    if offset is None:
-        offset = _choose_offset(logits, [ex.label for ex in dev], [ex.label for ex in probes])
     for name in logits:
         logits[name][:, 0] += offset
-    print('typed model: noisy share %.2f, Mandarin logit offset %.2f' % (blend, offset))
+    print('typed model: noisy share %.2f, Mandarin logit offset %.3f' % (blend, offset))
     y = np.array([T.LABEL_INDEX[ex.label] for ex in dev])
     gold = {'plain': [ex.label for ex in dev], 'asr_like': [ex.label for ex in dev],
             'probes': [ex.label for ex in probes]}
@@ -166,6 +187,21 @@ def main(argv=None):
     if args.cv_only:
         return 0
     return _write_models(dev + extra, args, level, (blend, offset, temperature), asr_cfg)
+
+
+def _load_logits(path, dev, probes):
+    """Out-of-fold logits saved by --save-logits; refused if its rows are not this data's."""
+    with np.load(path) as npz:
+        if (list(npz['gold_dev']) != [ex.label for ex in dev]
+                or list(npz['gold_probes']) != [ex.label for ex in probes]):
+            raise SystemExit('%s: saved from other data (dev or transcripts differ)' % path)
+        parts = {}
+        for key in npz.files:
+            kind, _, name = key.partition('_')
+            if kind in ('noisy', 'clean'):
+                parts.setdefault(kind, {})[name] = npz[key]
+    print('out-of-fold logits from %s' % path)
+    return parts
 
 
 def _mix(parts, share):
@@ -228,24 +264,44 @@ def _augmenter(args):
     return lambda pool: T.with_channel_noise(pool, args.channel_copies, args.channel_weight)
 
 
-def _choose_offset(logits, gold_dev, gold_probes):
-    """Mandarin offset: best transcript accuracy within the recall and typed-accuracy bounds."""
+def _choose_typed(parts, gold_dev, gold_probes, shares, offsets):
+    """
+    (noisy share, Mandarin offset) of the typed model, on the out-of-fold predictions.
+
+    Best accuracy on transcripts of held-out dev sentences among the settings whose typed-text
+    accuracy stays >= TYPED_ACCURACY and whose Mandarin recall on those transcripts stays
+    >= MANDARIN_RECALL.  If none keeps both: the best typed-accurate one by Mandarin recall,
+    then transcript accuracy (Mandarin recall matters more than dialect recall).
+    """
+    if len(shares) == 1 and len(offsets) == 1:
+        return shares[0], offsets[0]
     if not len(gold_probes):
-        return 0.0
-    print('\nMandarin offset, out-of-fold: typed dev | transcripts of dev sentences')
-    best, best_acc = 0.0, -1.0
-    for off in MANDARIN_OFFSETS:
-        res = {}
-        for name, gold in (('plain', gold_dev), ('probes', gold_probes)):
-            z = logits[name].copy()
-            z[:, 0] += off
-            res[name] = evaluate(gold, [DIALECT_LABELS[i] for i in z.argmax(axis=1)])
-        recall = res['probes']['per_class']['mandarin']['recall']
-        typed, heard = res['plain']['accuracy'], res['probes']['accuracy']
-        print('  offset %.2f: typed accuracy %.3f | accuracy %.3f, mandarin recall %.3f'
-              % (off, typed, heard, recall))
-        if recall >= MANDARIN_RECALL and typed >= TYPED_ACCURACY and heard > best_acc:
-            best, best_acc = off, heard
+        return shares[0], 0.0
+    print('\nTyped model, out-of-fold: share offset: typed accuracy | transcripts accuracy '
+          '/ mandarin recall')
+    best, best_key = (shares[0], 0.0), None
+    for share in shares:
+        mixed = _mix(parts, share)
+        cells = []
+        for off in offsets:
+            res = {}
+            for name, gold in (('plain', gold_dev), ('probes', gold_probes)):
+                z = mixed[name].copy()
+                z[:, 0] += off
+                res[name] = evaluate(gold, [DIALECT_LABELS[i] for i in z.argmax(axis=1)])
+            recall = res['probes']['per_class']['mandarin']['recall']
+            typed, heard = res['plain']['accuracy'], res['probes']['accuracy']
+            cells.append('%.3f:%.3f|%.3f/%.2f' % (off, typed, heard, recall))
+            if typed < TYPED_ACCURACY:
+                continue
+            ok = recall >= MANDARIN_RECALL
+            key = (ok, heard, typed) if ok else (ok, recall, heard, typed)
+            if best_key is None or key > best_key:
+                best, best_key = (share, off), key
+        print('  share %.1f  %s' % (share, '  '.join(cells)))
+    if best_key is None or not best_key[0]:
+        print('  no setting keeps typed accuracy %.2f and Mandarin recall %.2f'
+              % (TYPED_ACCURACY, MANDARIN_RECALL))
     return best
 
 

@@ -73,20 +73,50 @@ def written_examples(path: str) -> List[Example]:
     return out
 
 
-def asr_examples(path: str, weight: float = 1.0) -> List[Example]:
+def asr_examples(path: str, weight: float = 1.0, min_retention: float = 0.0) -> List[Example]:
     """
     ASR transcripts of voiced sentences (``scripts/make_asr_dialect_data.py`` output).
 
     ``text`` is the transcript, ``origin`` the typed sentence it was voiced from (CV keeps the
-    transcripts of held-out sentences out of training through it).
+    transcripts of held-out sentences out of training through it).  ``min_retention`` > 0
+    scales the weight of a dialect transcript by ``min(1, r / min_retention)``, r its
+    ``sound_retention``: a transcript that kept little of what was said (a hallucination, or
+    unrelated Mandarin words) teaches "plain Mandarin text is dialect", which costs Mandarin
+    recall and teaches nothing about how ASR writes dialect words.  Mandarin rows keep their
+    weight (their label is right whatever ASR wrote).
     """
     out = []
     for row in read_jsonl(path):
         if row['label'] not in LABEL_INDEX:
             raise ValueError('bad label %r in %s' % (row['label'], path))
-        out.append(Example(row['asr_text'], row['label'], weight, '', 'asr:' + row['id'],
+        w = weight
+        if min_retention > 0 and row['label'] != 'mandarin':
+            w *= min(1.0, sound_retention(row['text'], row['asr_text']) / min_retention)
+        out.append(Example(row['asr_text'], row['label'], w, '', 'asr:' + row['id'],
                            origin=row['text']))
     return out
+
+
+def sound_retention(typed: str, heard: str, level: int = 1) -> float:
+    """
+    Share of the typed sentence's toneless syllables the transcript kept, in order (LCS).
+
+    Homophones count as kept (ASR writing 傻子 for 啥子 kept the sound); 0 for a hallucination.
+    """
+    from .pinyin import BOUNDARY, syllables
+
+    a = [s for s in syllables(normalize_text(typed), level) if s != BOUNDARY]
+    b = [s for s in syllables(normalize_text(heard), level) if s != BOUNDARY]
+    if not a:
+        return 0.0
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0
+        for j, y in enumerate(b):
+            cur = row[j + 1]
+            row[j + 1] = prev + 1 if x == y else max(row[j + 1], row[j])
+            prev = cur
+    return row[len(b)] / float(len(a))
 
 
 _CANTONESE_CUES = re.compile('[佢哋咗嘅喺啲嘢睇嚟揾搵畀瞓攰谂啱嗰噉㗎喎啩啫咁冇唔係系乜咩]')
