@@ -208,6 +208,11 @@ def speculation_summary(recorded: str) -> Dict[str, Any]:
     """
     from qwen_voice_ros.replay import report as basic
     events, _bad = basic.read_events(recorded)
+    return speculation_of_events(events)
+
+
+def speculation_of_events(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """:func:`speculation_summary` of decoded events."""
     announced = {e['turn_id'] for e in events if e['stage'] == 'speculative_transcript'}
     withdrawn = {e['turn_id'] for e in events if e['stage'] == 'cancelled'
                  and e.get('speculative') is True and '/hearing' in str(e.get('node'))}
