@@ -55,7 +55,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from qwen_voice_ros.tts.intelligibility import RoundTrip, read_texts
-    from qwen_voice_ros.tts.kokoro import KokoroTTS, blend, parse_voice_spec
+    from qwen_voice_ros.tts.kokoro import KokoroTTS, voice_style
 
     texts = read_texts(args.texts)
     if args.limit:
@@ -83,7 +83,7 @@ def main(argv=None):
     cpu0, wall0 = time.process_time(), time.monotonic()
     results, rows = {}, {}
     for voice in voices:
-        style = blend(tts.voices, *parse_voice_spec(voice, names))
+        style = voice_style(tts.voices, voice)
         for speed in speeds:
             key = '%s@%.1f' % (voice, speed)
             score = trip.score(texts, style=style, speed=speed, seeds=args.asr_seeds,

@@ -60,13 +60,13 @@ def similarity(trip, names, spec, texts, speed):
     one shipped voice than two shipped voices are to each other still sounds like that voice.
     """
     from qwen_voice_ros.speaker.embedder import SpeakerEmbedder, cosine
-    from qwen_voice_ros.tts.kokoro import blend, parse_voice_spec
+    from qwen_voice_ros.tts.kokoro import voice_style
     from qwen_voice_ros.tts.text_norm import normalize
     embedder = SpeakerEmbedder()
     tts = trip.tts
 
     def vectors(voice):
-        style = blend(tts.voices, *parse_voice_spec(voice, names))
+        style = voice_style(tts.voices, voice)
         return [embedder.embed(trip.speech16k(normalize(t), style, speed), 16000) for t in texts]
 
     def mean_cos(a, b):
@@ -112,7 +112,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from qwen_voice_ros.tts.intelligibility import RoundTrip, Score, read_texts
-    from qwen_voice_ros.tts.kokoro import KokoroTTS, blend, parse_voice_spec
+    from qwen_voice_ros.tts.kokoro import KokoroTTS, parse_voice_spec, voice_style
 
     texts = read_texts(args.train)
     tts = KokoroTTS(clause_split=args.clause_split == 'on')
@@ -145,9 +145,8 @@ def main(argv=None):
     def score(spec):
         if spec in done:
             return done[spec]
-        timbre, prosody = parse_voice_spec(spec, names)
-        style = blend(tts.voices, timbre, prosody)
-        if args.row >= 0:
+        style = voice_style(tts.voices, spec)
+        if args.row >= 0:       # the row experiment before @N existed: row index = N - 1
             style = style.copy()
             style[:] = style[args.row]
         leader, _ = best()

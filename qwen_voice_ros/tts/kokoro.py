@@ -181,10 +181,47 @@ def parse_voice_spec(spec: str, names: Sequence[str]
     extrapolated timbre and jf_nezumi's prosody (what voice matching finds, see
     :mod:`.voice_match`).
     """
-    if spec.strip() not in names:
-        spec = named_voices().get(spec.strip(), spec)
+    spec, _row = split_row(resolve_voice(spec, names))
     timbre, sep, prosody = spec.partition('|')
     return parse_voice(timbre, names), (parse_voice(prosody, names) if sep else None)
+
+
+def resolve_voice(spec: str, names: Sequence[str]) -> str:
+    """A named profile of ``data/tts/kokoro_voices.txt`` -> its spec; anything else as is."""
+    spec = spec.strip()
+    return spec if spec in names else named_voices().get(spec, spec)
+
+
+def split_row(spec: str) -> Tuple[str, Optional[int]]:
+    """
+    ``'SPEC@N'`` -> (SPEC, N): speak every input with the style row of length N.
+
+    Kokoro's voice vectors hold one style per input length (510 rows) and the model takes the
+    row of the input's length; ``@N`` fixes the row instead (measured in docs/tts.md: rows of
+    long inputs read short sentences more clearly through the ASR).
+    """
+    base, sep, row = spec.strip().rpartition('@')
+    if sep and row.isdigit():
+        if not 1 <= int(row) <= 510:
+            raise ValueError('style row must be in 1..510, got %s' % row)
+        return base, int(row)
+    return spec, None
+
+
+def voice_style(voices: Dict[str, np.ndarray], spec: str) -> np.ndarray:
+    """The style array of a spec: name, blend, ``TIMBRE|PROSODY``, ``@N``, named profile."""
+    names = sorted(voices)
+    _base, row = split_row(resolve_voice(spec, names))
+    return fix_row(blend(voices, *parse_voice_spec(spec, names)), row)
+
+
+def fix_row(style: np.ndarray, row: Optional[int]) -> np.ndarray:
+    """Every row of ``style`` replaced by row ``row`` (1-based length; None: unchanged)."""
+    if row is None:
+        return style
+    out = np.empty_like(style)
+    out[:] = style[min(row, len(style)) - 1]
+    return out
 
 
 def blend(voices: Dict[str, np.ndarray], weights: Dict[str, float],
@@ -424,9 +461,9 @@ class KokoroTTS(TTSBackend):
         try:
             self.voices = load_voices(self.voices_path)
             self.weights, self.prosody = parse_voice_spec(self.voice, sorted(self.voices))
+            self.style = voice_style(self.voices, self.voice)
         except (OSError, ValueError) as exc:
             raise TTSNotConfigured('kokoro voice: %s' % exc) from None
-        self.style = blend(self.voices, self.weights, self.prosody)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads or max(1, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
@@ -454,10 +491,18 @@ class KokoroTTS(TTSBackend):
             self.weights, self.style = dict(weights), style
             self.prosody = dict(prosody) if prosody else None
 
+    def set_voice(self, spec: str) -> None:
+        """Speak with a voice spec (name, blend, named profile, ``@N``) from the next sentence."""
+        weights, prosody = parse_voice_spec(spec, sorted(self.voices))
+        style = voice_style(self.voices, spec)
+        with self._lock:
+            self.voice, self.weights, self.style = spec, dict(weights), style
+            self.prosody = dict(prosody) if prosody else None
+
     def set_profile(self, profile) -> str:
         """Match a blend of the shipped voices to the profile's reference clip (cached)."""
         if profile is None:
-            self.set_weights(*parse_voice_spec(self.voice, sorted(self.voices)))
+            self.set_voice(self.voice)
             return 'voice %s' % self.voice
         from qwen_voice_ros.tts.voice_match import match_profile
         result = match_profile(self, profile, tries=self.match_tries,
@@ -586,12 +631,12 @@ def synthesize(text: str, voice: str = DEFAULT_VOICE, speed: float = 1.0) -> Spe
         tts.load()
         _DEFAULT = tts
     if voice != _DEFAULT.voice:
-        _DEFAULT.voice = voice
-        _DEFAULT.set_weights(*parse_voice_spec(voice, sorted(_DEFAULT.voices)))
+        _DEFAULT.set_voice(voice)
     _DEFAULT.speed = float(speed)
     return _DEFAULT.synthesize(text)
 
 
 __all__ = ['KokoroTTS', 'MandarinG2P', 'SAMPLE_RATE', 'STYLE_SPLIT', 'Speech', 'blend',
-           'format_voice', 'load_voices', 'named_voices', 'pack_model_path', 'parse_voice',
-           'parse_voice_spec', 'split_clauses', 'synthesize']
+           'fix_row', 'format_voice', 'load_voices', 'named_voices', 'pack_model_path',
+           'parse_voice', 'parse_voice_spec', 'resolve_voice', 'split_clauses', 'split_row',
+           'synthesize', 'voice_style']
