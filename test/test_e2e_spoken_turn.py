@@ -69,7 +69,10 @@ def test_spoken_request_is_answered_with_latencies_on_one_clock(tmp_path):
     # scheduling), and the VAD hangover shows as end-of-speech detection.
     assert abs(stages['turn_start_err']) < 0.3, text
     assert 0.3 < stages['eos_detect'] < 15.0, text
-    assert 0.0 < stages['asr'] < 30.0 and 0.0 <= stages['dialect'] < 10.0, text
+    # The dialect label may precede the confirmed transcript: it is computed on the
+    # speculative one, announced before the hangover ended (docs/latency.md).
+    assert 0.0 < stages['asr'] < 30.0, text
+    assert -stages['eos_detect'] <= stages['dialect'] < 10.0, text
     assert stages['first_sentence'] <= stages['first_tts_audio'] <= stages['first_audio'], text
     assert report['first_audio_p50_s'] == stages['first_audio']
     assert report['reasons'] == [], text
