@@ -108,7 +108,7 @@ def _fake_node(text_source):
 def test_node_routes_transcripts_by_source(mode):
     pytest.importorskip('rclpy')  # the node module imports std_msgs (no ROS in the 3.8 core run)
     from qwen_voice_ros.nodes.dialect_node import PARAMS, DialectNode
-    assert [p for p in PARAMS if p.name == 'text_source'][0].default == 'typed'
+    assert [p for p in PARAMS if p.name == 'text_source'][0].default == 'auto'
     node, emitted = _fake_node(mode)
     typed, asr = NgramModel.load(DEFAULT_MODEL_PATH), NgramModel.load(DEFAULT_ASR_MODEL_PATH)
     text = TEXTS[0]
