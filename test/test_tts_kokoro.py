@@ -145,13 +145,96 @@ def test_round_trip_through_the_project_asr(kokoro):
     from qwen_voice_ros.tts.intelligibility import RoundTrip, read_texts
     texts = read_texts()[:ROUND_TRIP_N]
     assert texts[:4] == ROUND_TRIP
-    score = RoundTrip(kokoro).load().score(texts)
+    # 3 seeded decodes per clip, errors averaged: Whisper's temperature fallback samples, and
+    # one unseeded decode of a clip moved by up to 14 errors between runs (docs/tts.md)
+    score = RoundTrip(kokoro).load().score(texts, seeds=3)
     for row in score.rows:
-        print('%d %s -> %s' % (row.errors, row.text, row.heard))
-    assert kokoro.voice == 'jf_nezumi' and kokoro.speed == 1.0
+        print('%g %s -> %s' % (row.errors, row.text, row.heard))
+    assert kokoro.voice == 'zh_clear' and kokoro.speed == 1.0
     assert score.chars > 120
-    # Measured on these 8 (docs/tts.md): jf_nezumi 0.126, jf_gongitsune 0.119, jm_kumo ~0.14,
-    # jf_alpha 0.21.  The issue's 10 % is NOT met on them by any shipped voice; this bound
-    # guards the level reached (a broken G2P, text norm or default voice fails it), with room
-    # for Whisper's sampled temperature fallback.
-    assert score.cer <= 0.16, 'CER %.3f (%d/%d)' % (score.cer, score.errors, score.chars)
+    # Measured on these 8 (143 characters, 3 seeded decodes, docs/tts.md): zh_clear
+    # (jf_gongitsune@301) 14 errors = 0.098, jf_nezumi (the old default) 18 = 0.126.  The bound
+    # sits between them: the previous level, a broken G2P, text norm, named voice or style
+    # row fails it; the issue's 10 % over the whole eval file is not met (0.106).
+    assert score.cer <= 0.12, 'CER %.3f (%g/%d)' % (score.cer, score.errors, score.chars)
+
+
+def test_split_clauses_cuts_after_punctuation():
+    from qwen_voice_ros.tts.kokoro import split_clauses
+    # 9 = comma, 0 = space: no clause starts with the space, a lone comma joins its clause
+    assert split_clauses([1, 2, 9, 0, 3, 4, 9, 9, 0], {9}, {0}) == [[1, 2, 9], [3, 4, 9, 9]]
+    assert split_clauses([1, 2, 3], {9}, {0}) == [[1, 2, 3]]
+    assert split_clauses([9, 1, 2], {9}, {0}) == [[9], [1, 2]]
+
+
+def test_named_voice_profiles(tmp_path):
+    from qwen_voice_ros.tts.kokoro import named_voices
+    path = tmp_path / 'voices.txt'
+    path.write_text('# comment\nclear  a:0.7,b:0.3|b   # why\n\n', encoding='utf-8')
+    assert named_voices(str(path)) == {'clear': 'a:0.7,b:0.3|b'}
+    assert named_voices(str(tmp_path / 'missing.txt')) == {}
+    path.write_text('broken a b\n', encoding='utf-8')
+    with pytest.raises(ValueError):
+        named_voices(str(path))
+    # every shipped profile parses against the shipped voice names
+    shipped = named_voices()
+    names = ['jf_alpha', 'jf_gongitsune', 'jf_nezumi', 'jf_tebukuro', 'jm_kumo']
+    assert shipped, 'data/tts/kokoro_voices.txt has no profile'
+    for name, spec in shipped.items():
+        assert name not in names
+        assert parse_voice_spec(name, names) == parse_voice_spec(spec, names)
+
+
+def test_training_sentences_are_disjoint_from_the_eval_set():
+    import os
+    from qwen_voice_ros.tts.intelligibility import read_texts
+    from qwen_voice_ros.tts.voice_match import CHECK_TEXTS, PROBE_TEXT
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    train = read_texts(os.path.join(root, 'data', 'tts', 'intelligibility_train_zh.txt'))
+    others = set(read_texts()) | set(CHECK_TEXTS) | {PROBE_TEXT} | set(read_texts(
+        os.path.join(root, 'data', 'tts', 'clone_eval_texts.txt')))
+    assert len(train) >= 30 and len(set(train)) == len(train)
+    assert not set(train) & others
+
+
+def test_speech_cache_and_clause_split(kokoro, tmp_path):
+    """The cache returns the audio it stored, and keys on style and synthesis options."""
+    from qwen_voice_ros.tts.intelligibility import RoundTrip
+    trip = RoundTrip(kokoro, cache_dir=str(tmp_path))   # speech16k needs no ASR
+    text = '你好，我是机器人。'
+    first = trip.speech16k(text)
+    again = trip.speech16k(text)
+    assert trip.cache.misses == 1 and trip.cache.hits == 1
+    assert again.shape == first.shape and np.max(np.abs(again - first)) < 1e-4
+    other = kokoro.voices['jm_kumo']
+    trip.speech16k(text, style=other)
+    assert trip.cache.misses == 2
+    kokoro.clause_split = True
+    try:
+        split = trip.speech16k(text)
+        assert trip.cache.misses == 3
+        # two clauses, each trimmed, joined by a 0.2 s pause: speech, then a silent gap
+        assert np.isfinite(split).all() and abs(len(split) - len(first)) < 16000
+        quiet = np.convolve(np.abs(split) > 0.01, np.ones(1600), 'valid') == 0
+        assert quiet.any(), 'no pause between the clauses'
+    finally:
+        kokoro.clause_split = False
+
+
+def test_style_row_suffix():
+    from qwen_voice_ros.tts.kokoro import split_row, voice_style
+    rng = np.random.default_rng(0)
+    voices = {'a': rng.random((510, 1, 256), np.float32),
+              'b': rng.random((510, 1, 256), np.float32)}
+    assert split_row('a:0.5,b:0.5|b@151') == ('a:0.5,b:0.5|b', 151)
+    assert split_row('a') == ('a', None)
+    with pytest.raises(ValueError):
+        split_row('a@0')
+    fixed = voice_style(voices, 'a@151')      # row of length 151 = index 150, for every length
+    assert np.array_equal(fixed[0], voices['a'][150]) and np.array_equal(fixed[509],
+                                                                         voices['a'][150])
+    assert np.array_equal(voice_style(voices, 'a'), voices['a'])
+    split = voice_style(voices, 'a|b@20')
+    assert np.allclose(split[3, 0, :STYLE_SPLIT], voices['a'][19, 0, :STYLE_SPLIT])
+    assert np.allclose(split[3, 0, STYLE_SPLIT:], voices['b'][19, 0, STYLE_SPLIT:])
+    assert parse_voice_spec('a|b@20', ['a', 'b']) == ({'a': 1.0}, {'b': 1.0})

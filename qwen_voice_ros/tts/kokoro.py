@@ -34,10 +34,11 @@ SAMPLE_RATE = 24000
 MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
 PAUSE_S = 0.12            # silence between chunks of one long sentence
 CLAUSE_PAUSE_S = 0.2      # silence between clauses with clause_split (trim() cuts the model's)
-# Clearest through the project's ASR, tied with jf_gongitsune on data/tts/round_trip_zh.txt at
-# speed 1.0 (CER 0.129 each; jm_kumo 0.146, jf_tebukuro 0.194, jf_alpha 0.223) and clearly
-# ahead on the hearing test set (0.06 vs 0.19, docs/audio.md); docs/tts.md "Measured".
-DEFAULT_VOICE = 'jf_nezumi'
+# A named voice of data/tts/kokoro_voices.txt: jf_gongitsune with the style row of a 301-token
+# input.  Chosen on a training file, then scored once on data/tts/round_trip_zh.txt: CER 0.106
+# vs 0.129 for jf_nezumi, the clearest single voice (same seeded decodes); d-vector cosine 0.938
+# to plain jf_gongitsune.  docs/tts.md "Intelligibility-tuned voice".
+DEFAULT_VOICE = 'zh_clear'
 STYLE_SPLIT = 128         # style[:128] -> decoder (timbre), style[128:] -> prosody predictor
 _PUNCT_IDS = None         # filled from the vocabulary: , . ! ? ; :
 _ENGLISH = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)*")
@@ -394,8 +395,9 @@ class KokoroTTS(TTSBackend):
     dialects = ('mandarin', 'sichuanese', 'shanghainese', 'northeastern', 'henan', 'hunan',
                 'shaanxi')
     PARAMS = (
-        Param('voice', DEFAULT_VOICE, 'shipped voice vector, or a blend '
-              '"jf_alpha:0.6,jm_kumo:0.4" '
+        Param('voice', DEFAULT_VOICE, 'shipped voice vector, a blend '
+              '"jf_alpha:0.6,jm_kumo:0.4", TIMBRE|PROSODY, @N = the style row of length N for '
+              'every input, or a named voice of data/tts/kokoro_voices.txt '
               '(a voice profile, when set, replaces it with the matched blend)'),
         Param('speed', 1.0, 'speaking rate (1.0 = the model\'s normal pace)', min=0.5, max=2.0),
         Param('clause_split', False, 'synthesise each clause (split at commas and other '
