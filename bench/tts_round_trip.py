@@ -12,7 +12,10 @@ temperature fallback: the fallback samples, so repeated runs differ by about a p
 Voices are names or blends (``jf_alpha:0.5,jf_nezumi:0.5``).  Prints a table, the worst
 sentences of the best voice, and with ``--json`` one JSON object as the last line:
 ``cer`` ({"voice@speed": CER}), ``best``, ``sentences``, ``chars``, ``cpu_s``, ``wall_s``,
-``load_avg``, ``rows`` (per voice@speed: [text, heard, errors]) when ``--rows``.
+``load_avg``, ``tone_sandhi``, ``clause_split``, ``asr_seeds``, ``asr_beam``, ``asr_prompt``,
+``rows`` (per voice@speed: [text, heard, errors]) when ``--rows``.  ``--asr-seeds 3`` decodes
+each clip 3 times with fixed seeds and averages (what docs/tts.md's current figures use);
+``--beam``/``--prompt`` measure other decoding without touching the hearing defaults.
 """
 import argparse
 import json
