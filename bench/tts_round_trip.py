@@ -34,7 +34,7 @@ def main(argv=None):
     parser.add_argument('--voices', default='', help='comma-separated; blends with ";" between '
                         'voices, e.g. "jm_kumo;jf_alpha:0.5,jf_nezumi:0.5"; TIMBRE|PROSODY '
                         'splits and named profiles of data/tts/kokoro_voices.txt too '
-                        '(default: all shipped)')
+                        '(default: the named voices and all shipped ones)')
     parser.add_argument('--speeds', default='0.9,1.0,1.1')
     parser.add_argument('--limit', type=int, default=0, help='first N sentences only')
     parser.add_argument('--threads', type=int, default=0, help='Kokoro intra-op threads')
@@ -58,7 +58,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from qwen_voice_ros.tts.intelligibility import RoundTrip, read_texts
-    from qwen_voice_ros.tts.kokoro import KokoroTTS, voice_style
+    from qwen_voice_ros.tts.kokoro import KokoroTTS, named_voices, voice_style
 
     texts = read_texts(args.texts)
     if args.limit:
@@ -72,7 +72,8 @@ def main(argv=None):
     if ';' in args.voices:
         voices = [v for v in args.voices.split(';') if v.strip()]
     else:
-        voices = [v for v in args.voices.split(',') if v.strip()] or names
+        voices = [v for v in args.voices.split(',') if v.strip()] or \
+            sorted(named_voices()) + names
     speeds = [float(s) for s in args.speeds.split(',') if s.strip()]
     asr = None
     if args.beam or args.prompt is not None:

@@ -171,7 +171,7 @@ class RoundTrip:
 
     def speech16k(self, spoken: str, style: Optional[np.ndarray] = None,
                   speed: Optional[float] = None) -> np.ndarray:
-        """The backend's audio for ``spoken`` at 16 kHz (from the cache when it has it)."""
+        """Return the backend's audio for ``spoken`` at 16 kHz (from the cache when it has it)."""
         from qwen_voice_ros.audio.pcm import resample
         key = None
         if self.cache is not None:

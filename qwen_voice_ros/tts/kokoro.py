@@ -188,7 +188,7 @@ def parse_voice_spec(spec: str, names: Sequence[str]
 
 
 def resolve_voice(spec: str, names: Sequence[str]) -> str:
-    """A named profile of ``data/tts/kokoro_voices.txt`` -> its spec; anything else as is."""
+    """Return the spec of a named voice (``data/tts/kokoro_voices.txt``); others as they are."""
     spec = spec.strip()
     return spec if spec in names else named_voices().get(spec, spec)
 
@@ -210,7 +210,7 @@ def split_row(spec: str) -> Tuple[str, Optional[int]]:
 
 
 def voice_style(voices: Dict[str, np.ndarray], spec: str) -> np.ndarray:
-    """The style array of a spec: name, blend, ``TIMBRE|PROSODY``, ``@N``, named profile."""
+    """Return the style array of a spec: name, blend, ``TIMBRE|PROSODY``, ``@N``, named."""
     names = sorted(voices)
     _base, row = split_row(resolve_voice(spec, names))
     return fix_row(blend(voices, *parse_voice_spec(spec, names)), row)
