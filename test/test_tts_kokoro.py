@@ -150,13 +150,13 @@ def test_round_trip_through_the_project_asr(kokoro):
     score = RoundTrip(kokoro).load().score(texts, seeds=3)
     for row in score.rows:
         print('%g %s -> %s' % (row.errors, row.text, row.heard))
-    assert kokoro.voice == 'zh_clear' and kokoro.speed == 1.0
+    assert kokoro.voice == 'zh_clear' and kokoro.speed == 0.9
     assert score.chars > 120
     # Measured on these 8 (143 characters, 3 seeded decodes, docs/tts.md): zh_clear
-    # (jf_gongitsune@301) 14 errors = 0.098, jf_nezumi (the old default) 18 = 0.126.  The bound
-    # sits between them: the previous level, a broken G2P, text norm, named voice or style
-    # row fails it; the 10 % over the whole eval file is not met (0.106).
-    assert score.cer <= 0.12, 'CER %.3f (%g/%d)' % (score.cer, score.errors, score.chars)
+    # (jf_gongitsune@301) at 0.9 11 errors = 0.077; at 1.0 14 = 0.098; jf_nezumi@1.0 (the old
+    # default) 18 = 0.126.  The bound (13 errors) fails the earlier levels, a broken G2P, text
+    # norm, named voice, style row or speed; the whole eval file measured 0.091.
+    assert score.cer <= 0.095, 'CER %.3f (%g/%d)' % (score.cer, score.errors, score.chars)
 
 
 def test_split_clauses_cuts_after_punctuation():
