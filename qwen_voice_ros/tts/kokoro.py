@@ -34,14 +34,16 @@ SAMPLE_RATE = 24000
 MAX_TOKENS = 500          # the model takes 510 phoneme ids (+2 pads); leave room
 PAUSE_S = 0.12            # silence between chunks of one long sentence
 CLAUSE_PAUSE_S = 0.2      # silence between clauses with clause_split (trim() cuts the model's)
-# A named voice of data/tts/kokoro_voices.txt: jf_gongitsune with the style row of a 301-token
-# input.  Chosen on a training file, then scored once on data/tts/round_trip_zh.txt: CER 0.106
-# vs 0.129 for jf_nezumi, the clearest single voice (same seeded decodes); d-vector cosine 0.938
-# to plain jf_gongitsune.  docs/tts.md "Intelligibility-tuned voice".
-DEFAULT_VOICE = 'zh_clear'
-# zh_clear at 0.9: eval CER 0.091 (32/350) vs 0.106 at 1.0 (training file 42 vs 55-57 errors;
-# 1.1: 68).  Chosen on the training file, scored once on the eval file (docs/tts.md).
-DEFAULT_SPEED = 0.9
+# The default is the clearest single shipped voice at the model's own pace: jf_nezumi@1.0
+# speaks ~4.4 characters/s and its 5-character first chunk costs 0.69 s, where the
+# intelligibility-tuned zh_clear@0.9 (jf_gongitsune with the style row of a 301-token input,
+# data/tts/kokoro_voices.txt) speaks ~2.5 characters/s and costs 1.0 s: slower than people
+# talk and 0.6 s later to the first audio of a turn (2.13 vs 2.76 s p50, docs/latency.md).
+# zh_clear@0.9 is the choice where the words must get through (round-trip CER 0.091 vs
+# 0.129, docs/tts.md "Intelligibility-tuned voice"): kokoro.voice zh_clear, kokoro.speed 0.9.
+DEFAULT_VOICE = 'jf_nezumi'
+DEFAULT_SPEED = 1.0
+CLEAR_VOICE, CLEAR_SPEED = 'zh_clear', 0.9
 STYLE_SPLIT = 128         # style[:128] -> decoder (timbre), style[128:] -> prosody predictor
 _PUNCT_IDS = None         # filled from the vocabulary: , . ! ? ; :
 _ENGLISH = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:[ \t]+[A-Za-z][A-Za-z'\-]*)*")
@@ -402,8 +404,8 @@ class KokoroTTS(TTSBackend):
               '"jf_alpha:0.6,jm_kumo:0.4", TIMBRE|PROSODY, @N = the style row of length N for '
               'every input, or a named voice of data/tts/kokoro_voices.txt '
               '(a voice profile, when set, replaces it with the matched blend)'),
-        Param('speed', DEFAULT_SPEED, 'speaking rate (1.0 = the model\'s normal pace; 0.9 is '
-              'clearer through the ASR with zh_clear, docs/tts.md)', min=0.5, max=2.0),
+        Param('speed', DEFAULT_SPEED, 'speaking rate (1.0 = the model\'s normal pace; zh_clear at 0.9 is '
+              'the clearest through the ASR, docs/tts.md)', min=0.5, max=2.0),
         Param('clause_split', False, 'synthesise each clause (split at commas and other '
               'punctuation) on its own and join them with short pauses'),
         Param('tone_sandhi', False, 'apply Mandarin tone sandhi and the pinyin overrides '
