@@ -404,8 +404,8 @@ class KokoroTTS(TTSBackend):
               '"jf_alpha:0.6,jm_kumo:0.4", TIMBRE|PROSODY, @N = the style row of length N for '
               'every input, or a named voice of data/tts/kokoro_voices.txt '
               '(a voice profile, when set, replaces it with the matched blend)'),
-        Param('speed', DEFAULT_SPEED, 'speaking rate (1.0 = the model\'s normal pace; zh_clear at 0.9 is '
-              'the clearest through the ASR, docs/tts.md)', min=0.5, max=2.0),
+        Param('speed', DEFAULT_SPEED, 'speaking rate (1.0 = the model\'s normal pace; '
+              'zh_clear at 0.9 is the clearest through the ASR, docs/tts.md)', min=0.5, max=2.0),
         Param('clause_split', False, 'synthesise each clause (split at commas and other '
               'punctuation) on its own and join them with short pauses'),
         Param('tone_sandhi', False, 'apply Mandarin tone sandhi and the pinyin overrides '
